@@ -1,0 +1,41 @@
+"""Error types for bad input, one per kind, under one base class.
+
+The CLI maps :class:`ReluDoctorError` to a one-line message and exit code 2;
+library users can catch the base class or a specific kind.
+
+>>> try:
+...     raise LogdirNotFound("logdir 'runs/x' does not exist: pass the folder given to ReluDoctor(log_dir=...)")
+... except ReluDoctorError as error:
+...     print(error)
+logdir 'runs/x' does not exist: pass the folder given to ReluDoctor(log_dir=...)
+"""
+
+from __future__ import annotations
+
+
+class ReluDoctorError(Exception):
+    """Base class: a problem with the user's input, with a message that says what to do."""
+
+
+class LogdirNotFound(ReluDoctorError):
+    """The logdir does not exist or is not a folder."""
+
+
+class NoEventFiles(ReluDoctorError):
+    """The logdir holds no ``events.out.tfevents.*`` file (or only empty ones)."""
+
+
+class UnreadableEventFile(ReluDoctorError):
+    """An event file could not be opened or holds no readable record."""
+
+
+class CorruptRecord(ReluDoctorError):
+    """A record's length or data CRC does not match, or its payload does not parse."""
+
+
+class BadOption(ReluDoctorError):
+    """A command-line or function option has a value outside what is allowed."""
+
+
+class UnsupportedModel(ReluDoctorError, ValueError):
+    """The callback cannot reach the layer outputs of this model."""

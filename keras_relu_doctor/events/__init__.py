@@ -1,0 +1,1 @@
+"""Reading TensorBoard event files without TensorFlow: framing, protos, series."""

@@ -1,0 +1,1 @@
+"""Rendering reports: text, JSON, Markdown, HTML and a TensorBoard text summary."""

@@ -1,0 +1,1 @@
+"""The seeded replay of the synthetic (-1, 0) experiment."""

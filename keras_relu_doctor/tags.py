@@ -1,0 +1,181 @@
+"""The one contract between the writer (the callback) and the reader (the report).
+
+Every tag string, plugin name and per-unit record layout lives here, and both
+sides import it, as TensorBoard's ``plugins/histogram/metadata.py`` does for
+histograms. Nothing here imports TensorFlow.
+
+Tag scheme (``<layer>`` is the layer's path in the model, nested models joined
+with ``/``, e.g. ``encoder/dense_1``):
+
+========================================  =========  =========================================
+tag                                       kind       what
+========================================  =========  =========================================
+``<layer>/activations``                   histogram  layer output on the probe batch
+``<layer>/preactivations``                histogram  input of the layer's activation
+``<layer>/gradients/<weight>``            histogram  d loss / d weight (``kernel``, ``bias``...)
+``<layer>/gradients/output``              histogram  d loss / d layer output
+``<layer>/unit_activity``                 histogram  per-unit active fraction, across units
+``<layer>/units``                         tensor     per-unit record, see ``UNIT_ROWS``
+``<layer>/dead_fraction``                 scalar     share of units exactly 0 on every sample
+``<layer>/near_dead_fraction``            scalar     share of units with 0 < max|out| <= tol
+``<layer>/zero_fraction``                 scalar     share of all output values exactly 0
+``<layer>/grad_norm``                     scalar     L2 norm of d loss / d trainable weights
+``<layer>/output_grad_norm``              scalar     L2 norm of d loss / d layer output
+``<layer>/weight_norm``                   scalar     L2 norm of the trainable weights
+``<layer>/update_ratio``                  scalar     ||w - w_prev|| / ||w|| since last log
+``<layer>/nonfinite_activations``         scalar     NaN/Inf count in output
+``<layer>/nonfinite_gradients``           scalar     NaN/Inf count in all its gradients
+``relu_doctor/probe_loss``                scalar     compiled loss on the probe batch
+========================================  =========  =========================================
+
+Example:
+
+>>> tag("dense_1", DEAD_FRACTION)
+'dense_1/dead_fraction'
+>>> parse_tag("encoder/dense_1/gradients/kernel")
+('encoder/dense_1', 'gradients/kernel')
+>>> parse_tag("epoch_loss") is None
+True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+SCHEMA_VERSION = 1
+
+# Plugin names. Histograms and scalars use TensorBoard's own plugins so its
+# dashboards show them; the per-unit record uses ours (TensorBoard ignores it).
+HISTOGRAMS_PLUGIN = "histograms"
+SCALARS_PLUGIN = "scalars"
+TEXT_PLUGIN = "text"
+PLUGIN_NAME = "relu_doctor"
+
+# Histogram quantities.
+ACTIVATIONS = "activations"
+PREACTIVATIONS = "preactivations"
+GRADIENTS = "gradients"
+OUTPUT_GRADIENT = "gradients/output"
+UNIT_ACTIVITY = "unit_activity"
+
+# Per-unit tensor record: float32 array of shape [len(UNIT_ROWS), units].
+UNITS = "units"
+UNIT_ROWS = ("active_fraction", "max_abs_output")
+
+# Scalar quantities.
+DEAD_FRACTION = "dead_fraction"
+NEAR_DEAD_FRACTION = "near_dead_fraction"
+ZERO_FRACTION = "zero_fraction"
+GRAD_NORM = "grad_norm"
+OUTPUT_GRAD_NORM = "output_grad_norm"
+WEIGHT_NORM = "weight_norm"
+UPDATE_RATIO = "update_ratio"
+NONFINITE_ACTIVATIONS = "nonfinite_activations"
+NONFINITE_GRADIENTS = "nonfinite_gradients"
+
+SCALAR_QUANTITIES = (
+    DEAD_FRACTION,
+    NEAR_DEAD_FRACTION,
+    ZERO_FRACTION,
+    GRAD_NORM,
+    OUTPUT_GRAD_NORM,
+    WEIGHT_NORM,
+    UPDATE_RATIO,
+    NONFINITE_ACTIVATIONS,
+    NONFINITE_GRADIENTS,
+)
+HISTOGRAM_QUANTITIES = (ACTIVATIONS, PREACTIVATIONS, OUTPUT_GRADIENT, UNIT_ACTIVITY)
+
+# Run-level tags (not per layer).
+RUN_PREFIX = "relu_doctor"
+PROBE_LOSS = f"{RUN_PREFIX}/probe_loss"
+REPORT_TEXT = f"{RUN_PREFIX}/report"
+
+# Scalars Keras' own TensorBoard callback writes (read for loss-curve rules).
+KERAS_EPOCH_LOSS = "epoch_loss"
+KERAS_BATCH_LOSS = "batch_loss"
+
+# Where events go, as Keras' TensorBoard callback does: log_dir/train.
+TRAIN_SUBDIR = "train"
+
+# Step units recorded in the per-unit metadata.
+STEP_EPOCH = "epoch"
+STEP_BATCH = "batch"
+
+
+@dataclass(frozen=True)
+class UnitsMetadata:
+    """What the reader needs to interpret a ``<layer>/units`` record.
+
+    >>> UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu").to_bytes()[:12]
+    b'{"schema": 1'
+    """
+
+    tolerance: float
+    step_unit: str
+    activation: str = ""
+    layer_class: str = ""
+    schema: int = SCHEMA_VERSION
+    rows: tuple[str, ...] = UNIT_ROWS
+
+    def to_bytes(self) -> bytes:
+        fields = asdict(self)
+        fields = {"schema": fields.pop("schema"), **fields}
+        fields["rows"] = list(self.rows)
+        return json.dumps(fields).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, content: bytes) -> UnitsMetadata:
+        """Parse plugin content; unknown keys from newer writers are ignored."""
+        raw = json.loads(content.decode("utf-8"))
+        return cls(
+            tolerance=float(raw.get("tolerance", 1e-6)),
+            step_unit=str(raw.get("step_unit", STEP_EPOCH)),
+            activation=str(raw.get("activation", "")),
+            layer_class=str(raw.get("layer_class", "")),
+            schema=int(raw.get("schema", SCHEMA_VERSION)),
+            rows=tuple(raw.get("rows", UNIT_ROWS)),
+        )
+
+
+def tag(layer: str, quantity: str) -> str:
+    """The tag of one quantity of one layer.
+
+    >>> tag("conv2d", GRADIENTS + "/kernel")
+    'conv2d/gradients/kernel'
+    """
+    return f"{layer}/{quantity}"
+
+
+def gradient_tag(layer: str, weight: str) -> str:
+    """The histogram tag of d loss / d ``weight`` of ``layer``.
+
+    >>> gradient_tag("dense", "kernel")
+    'dense/gradients/kernel'
+    """
+    return tag(layer, f"{GRADIENTS}/{weight}")
+
+
+def parse_tag(full_tag: str) -> tuple[str, str] | None:
+    """Split one of our per-layer tags into ``(layer, quantity)``; None otherwise.
+
+    Layer names may contain ``/`` (nested models), so the quantity is matched
+    from the end.
+
+    >>> parse_tag("dense/units")
+    ('dense', 'units')
+    >>> parse_tag("model/dense/gradients/bias")
+    ('model/dense', 'gradients/bias')
+    """
+    if full_tag.startswith(RUN_PREFIX + "/"):
+        return None
+    head, sep, last = full_tag.rpartition("/")
+    if not sep or not head:
+        return None
+    if last in SCALAR_QUANTITIES or last in (ACTIVATIONS, PREACTIVATIONS, UNIT_ACTIVITY, UNITS):
+        return head, last
+    layer, sep, middle = head.rpartition("/")
+    if sep and layer and middle == GRADIENTS:
+        return layer, f"{GRADIENTS}/{last}"
+    return None
