@@ -1,0 +1,98 @@
+"""Find the runs of a logdir and read them.
+
+Every folder that holds ``events.out.tfevents.*`` files is a run, as in
+TensorBoard: with Keras' callbacks that is ``<log_dir>/train`` and
+``<log_dir>/validation``.
+
+>>> import tempfile
+>>> read_logdir(tempfile.mkdtemp())
+Traceback (most recent call last):
+...
+keras_relu_doctor.errors.NoEventFiles: no events.out.tfevents.* file under ...
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from fnmatch import fnmatchcase
+from typing import Iterator
+
+from keras_relu_doctor.errors import BadOption, LogdirNotFound, NoEventFiles, UnreadableEventFile
+from keras_relu_doctor.events.run import read_run
+from keras_relu_doctor.events.series import Logdir, Run
+
+EVENT_FILE_MARKER = "tfevents"
+_TIMESTAMP = re.compile(r"tfevents\.(\d+)")
+
+
+def _file_order(name: str) -> tuple[int, str]:
+    # TensorBoard reads a run's files in timestamp order, then by name.
+    match = _TIMESTAMP.search(name)
+    return (int(match.group(1)) if match else 0, name)
+
+
+def find_runs(logdir: str | os.PathLike) -> list[tuple[str, list[str]]]:
+    """``(run path relative to logdir, event file names in read order)``, sorted by run path.
+
+    Raises ``LogdirNotFound`` for a missing path or a file, and ``NoEventFiles``
+    when no folder below it holds an event file.
+    """
+    root = os.fspath(logdir)
+    if not os.path.exists(root):
+        raise LogdirNotFound(f"logdir {root!r} does not exist: pass the log_dir given to ReluDoctor or TensorBoard")
+    if not os.path.isdir(root):
+        raise LogdirNotFound(f"logdir {root!r} is a file, not a folder: pass the folder that holds the event files")
+    runs = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders.sort()
+        # TensorBoard's own test: the name contains "tfevents".
+        events = sorted((name for name in names if EVENT_FILE_MARKER in name), key=_file_order)
+        if events:
+            runs.append((os.path.relpath(folder, root).replace(os.sep, "/"), events))
+    if not runs:
+        raise NoEventFiles(
+            f"no events.out.tfevents.* file under {root!r}: train with ReluDoctor(log_dir=...) first,"
+            " or pass the folder it wrote to"
+        )
+    return sorted(runs)
+
+
+def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterator[Run]:
+    """Read the runs of ``logdir`` one at a time, so only one is in memory.
+
+    ``run_glob`` (e.g. ``"*/train"``) keeps the runs whose relative path matches.
+    Raises ``UnreadableEventFile`` at the end if no file held a readable record.
+    """
+    root = os.fspath(logdir)
+    runs = find_runs(root)
+    if run_glob is not None:
+        runs = [(path, files) for path, files in runs if fnmatchcase(path, run_glob)]
+        if not runs:
+            raise BadOption(
+                f"--run {run_glob!r} matches no run; runs found: {', '.join(path for path, _ in find_runs(root))}"
+            )
+    readable = 0
+    for path, files in runs:
+        run = read_run(os.path.join(root, path), files, path)
+        readable += run.records
+        yield run
+    if not readable:
+        sizes = [os.path.getsize(os.path.join(root, path, name)) for path, files in runs for name in files]
+        first = os.path.normpath(os.path.join(runs[0][0], runs[0][1][0]))
+        if not any(sizes):
+            raise NoEventFiles(f"the event files under {root!r} are all empty: training has not written any yet")
+        raise UnreadableEventFile(
+            f"no readable record in the event files under {root!r} (e.g. {first!r}):"
+            " they are not TensorBoard event files, or are damaged throughout"
+        )
+
+
+def read_logdir(logdir: str | os.PathLike, run_glob: str | None = None) -> Logdir:
+    """Read every run of ``logdir``.
+
+    >>> logdir = read_logdir("runs/experiment")  # doctest: +SKIP
+    >>> logdir.run("train").units["dense"].max_abs_output.shape  # doctest: +SKIP
+    (5, 16)
+    """
+    return Logdir(path=os.fspath(logdir), runs=tuple(iter_runs(logdir, run_glob)))

@@ -1,0 +1,105 @@
+"""What the reader hands on: per-run series as numpy arrays, in frozen dataclasses.
+
+>>> import numpy as np
+>>> series = ScalarSeries(steps=np.array([0, 1]), values=np.array([2.0, 1.5]))
+>>> series.last
+1.5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from keras_relu_doctor.tags import UnitsMetadata
+
+
+@dataclass(frozen=True)
+class ScalarSeries:
+    """One scalar tag: ``values[i]`` was logged at ``steps[i]`` (steps ascending, unique)."""
+
+    steps: np.ndarray
+    values: np.ndarray
+
+    @property
+    def last(self) -> float:
+        return float(self.values[-1])
+
+
+@dataclass(frozen=True)
+class HistogramSeries:
+    """Statistics of one histogram tag per step (see ``histograms.bucket_stats``).
+
+    The buckets themselves are not kept, so memory grows with the number of
+    steps, not with the size of the histograms.
+    """
+
+    steps: np.ndarray
+    count: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    sum_squares: np.ndarray
+    zero_fraction: np.ndarray
+    fraction_below_minus_0_99: np.ndarray
+    fraction_above_0_99: np.ndarray
+    fraction_below_0_01: np.ndarray
+
+
+@dataclass(frozen=True)
+class UnitsSeries:
+    """The per-unit records of one layer: arrays of shape ``[steps, units]``."""
+
+    steps: np.ndarray
+    active_fraction: np.ndarray
+    max_abs_output: np.ndarray
+    metadata: UnitsMetadata
+
+    @property
+    def units(self) -> int:
+        return int(self.max_abs_output.shape[1])
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything read from one folder of event files.
+
+    ``path`` is relative to the logdir (``"."`` for the logdir itself). Layers
+    are listed in the order their first tag appears, which for the callback is
+    the model's order, input to output.
+    """
+
+    path: str
+    scalars: Mapping[str, ScalarSeries]
+    histograms: Mapping[str, HistogramSeries]
+    units: Mapping[str, UnitsSeries]
+    layers: tuple[str, ...]
+    files: tuple[str, ...]
+    truncated_files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    records: int = 0
+
+    @property
+    def step_unit(self) -> str | None:
+        """``"epoch"`` or ``"batch"`` as the callback recorded it; None without per-unit records."""
+        for series in self.units.values():
+            return series.metadata.step_unit
+        return None
+
+
+@dataclass(frozen=True)
+class Logdir:
+    """A logdir and its runs (every folder below it that holds event files)."""
+
+    path: str
+    runs: tuple[Run, ...] = field(default_factory=tuple)
+
+    def run(self, path: str) -> Run:
+        """The run at ``path`` (relative to the logdir)."""
+        for run in self.runs:
+            if run.path == path:
+                return run
+        raise KeyError(f"no run {path!r}; runs: {[run.path for run in self.runs]}")

@@ -1,0 +1,112 @@
+"""Write event files without TensorFlow: the no-TensorFlow twin of ``tf.summary``.
+
+Used to put the report into the logdir as a text summary, and to build event
+files in tests. Values are written as TF2 does (tensors with plugin metadata on
+a tag's first value), so TensorBoard and :func:`read_logdir` read them alike.
+
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> with EventWriter(folder) as writer:
+...     writer.scalar("epoch_loss", 0.5, step=0)
+>>> from keras_relu_doctor.events import read_logdir
+>>> read_logdir(folder).runs[0].scalars["epoch_loss"].last
+0.5
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+from keras_relu_doctor.events.framing import frame
+from keras_relu_doctor.tags import HISTOGRAMS_PLUGIN, PLUGIN_NAME, SCALARS_PLUGIN, TEXT_PLUGIN, UnitsMetadata
+
+_NUMPY_DTYPES = {
+    np.dtype(np.float32): types_pb2.DT_FLOAT,
+    np.dtype(np.float64): types_pb2.DT_DOUBLE,
+    np.dtype(np.int32): types_pb2.DT_INT32,
+    np.dtype(np.int64): types_pb2.DT_INT64,
+}
+
+
+def array_to_tensor(values: np.ndarray) -> tensor_pb2.TensorProto:
+    """A ``TensorProto`` holding a numeric array (little-endian bytes) or strings."""
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in values.shape]
+    )
+    if values.dtype.kind in "OSU":
+        strings = [value.encode("utf-8") if isinstance(value, str) else bytes(value) for value in values.ravel()]
+        return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape, string_val=strings)
+    dtype = np.dtype(values.dtype).newbyteorder("=")
+    return tensor_pb2.TensorProto(
+        dtype=_NUMPY_DTYPES[dtype],
+        tensor_shape=shape,
+        tensor_content=np.ascontiguousarray(values, dtype=dtype.newbyteorder("<")).tobytes(),
+    )
+
+
+def histogram_buckets(values: np.ndarray, bins: int = 30) -> np.ndarray:
+    """``(left, right, count)`` buckets as TF2's ``tf.summary.histogram`` computes them."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        return np.zeros((0, 3))
+    low, high = float(values.min()), float(values.max())
+    if low == high:
+        return np.array([[low, high, float(values.size)]])
+    counts, edges = np.histogram(values, bins=bins, range=(low, high))
+    return np.stack((edges[:-1], edges[1:], counts.astype(np.float64)), axis=-1)
+
+
+def _metadata(plugin: str, content: bytes = b"") -> summary_pb2.SummaryMetadata:
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=content)
+    )
+
+
+class EventWriter:
+    """Appends summaries to a new event file in ``folder``; use as a context manager."""
+
+    def __init__(self, folder: str | os.PathLike, suffix: str = ".v2") -> None:
+        os.makedirs(folder, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{id(self)}{suffix}"
+        self.path = os.path.join(os.fspath(folder), name)
+        self._file = open(self.path, "wb")
+        self._tags_seen: set[str] = set()
+        self.write_event(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def write_event(self, event: event_pb2.Event) -> None:
+        self._file.write(frame(event.SerializeToString()))
+
+    def _value(self, tag: str, step: int, plugin: str, content: bytes = b"", **value) -> None:
+        summary_value = summary_pb2.Summary.Value(tag=tag, **value)
+        if tag not in self._tags_seen:
+            summary_value.metadata.CopyFrom(_metadata(plugin, content))
+            self._tags_seen.add(tag)
+        summary = summary_pb2.Summary(value=[summary_value])
+        self.write_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self._value(tag, step, SCALARS_PLUGIN, tensor=array_to_tensor(np.array(value, dtype=np.float32)))
+
+    def histogram(self, tag: str, values: np.ndarray, step: int, bins: int = 30) -> None:
+        self._value(tag, step, HISTOGRAMS_PLUGIN, tensor=array_to_tensor(histogram_buckets(values, bins)))
+
+    def units(self, tag: str, record: np.ndarray, step: int, metadata: UnitsMetadata) -> None:
+        tensor = array_to_tensor(np.asarray(record, dtype=np.float32))
+        self._value(tag, step, PLUGIN_NAME, metadata.to_bytes(), tensor=tensor)
+
+    def text(self, tag: str, markdown: str, step: int) -> None:
+        self._value(tag, step, TEXT_PLUGIN, tensor=array_to_tensor(np.array([markdown], dtype=object)))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
