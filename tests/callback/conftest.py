@@ -1,0 +1,63 @@
+"""Fixtures for the callback tests: tiny real models and a reader of the events they write."""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Callable
+
+import numpy as np
+import pytest
+
+
+class Events:
+    """All values logged under one ``log_dir/train``, read with TensorBoard's own reader."""
+
+    def __init__(self, log_dir: str) -> None:
+        from tensorboard.backend.event_processing import event_accumulator as ea
+        from tensorboard.util import tensor_util
+
+        self.files = sorted(glob.glob(os.path.join(log_dir, "train", "events.out.tfevents.*")))
+        assert self.files, f"no event files under {log_dir}/train"
+        self.values: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.metadata: dict[str, object] = {}
+        for path in self.files:
+            acc = ea.EventAccumulator(path, size_guidance={ea.TENSORS: 0, ea.HISTOGRAMS: 0, ea.SCALARS: 0})
+            acc.Reload()
+            for tag in acc.Tags()["tensors"]:
+                self.metadata[tag] = acc.SummaryMetadata(tag)
+                self.values.setdefault(tag, []).extend(
+                    (event.step, tensor_util.make_ndarray(event.tensor_proto)) for event in acc.Tensors(tag)
+                )
+
+    def last(self, tag: str) -> np.ndarray:
+        return self.values[tag][-1][1]
+
+    def steps(self, tag: str) -> list[int]:
+        return [step for step, _ in self.values[tag]]
+
+    def plugin(self, tag: str) -> str:
+        return self.metadata[tag].plugin_data.plugin_name
+
+
+@pytest.fixture(scope="session")
+def read_events() -> Callable[[str], Events]:
+    return Events
+
+
+@pytest.fixture(scope="session")
+def keras_mod():
+    import keras
+
+    return keras
+
+
+def positive_regression(n: int = 256, features: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (n, features)).astype("float32")
+    return x, (x @ np.arange(1, features + 1, dtype="float32"))[:, None]
+
+
+@pytest.fixture(scope="session")
+def regression_data() -> tuple[np.ndarray, np.ndarray]:
+    return positive_regression()
