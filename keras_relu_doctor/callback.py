@@ -150,6 +150,9 @@ class ReluDoctor(keras.callbacks.Callback):
                 "or call fit(..., validation_data=(x_val, y_val))."
             )
         x, y, sample_weight = _take_probe(probe_data, self.probe_size)
+        # One sample through the model first: subclassed models build their
+        # sublayers (and their weights) on first call.
+        y_pred_one = self._call_on_one(x)
         self._layers = probe_lib.select_layers(self.model)
         if not self._layers:
             raise UnsupportedModel(_unsupported_message(self.model))
@@ -162,7 +165,8 @@ class ReluDoctor(keras.callbacks.Callback):
                 stacklevel=2,
             )
         else:
-            _build_loss(loss_fn, self.model, x, y)
+            # Building creates trackers (variables), which a tf.function must not do.
+            loss_fn(keras.tree.map_structure(lambda t: t[:1], y), y_pred_one)
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, tags.TRAIN_SUBDIR))
         settings = probe_lib.ProbeSettings(
             tolerance=self.tolerance,
@@ -183,12 +187,7 @@ class ReluDoctor(keras.callbacks.Callback):
             # the model into an error at the start, not after the first epoch.
             self._probe_fn.get_concrete_function(x, y, sample_weight, tf.constant(0, tf.int64))
         except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(
-                f"`probe_data` does not fit the model {self.model.name!r}: {first_line} "
-                f"(probe x: {_describe(x)}; model inputs: {_describe_inputs(self.model)}). "
-                "Pass samples shaped like the training data."
-            ) from error
+            raise _probe_mismatch(self.model, x, error) from error
         if not reached:
             raise UnsupportedModel(_unsupported_message(self.model))
         self._warned_dead.clear()
@@ -201,6 +200,12 @@ class ReluDoctor(keras.callbacks.Callback):
                 f"ReluDoctor: measuring {len(self._layers)} layers on {_count(x)} probe samples, "
                 f"events in {os.path.join(self.log_dir, tags.TRAIN_SUBDIR)}"
             )
+
+    def _call_on_one(self, x: Any) -> Any:
+        try:
+            return self.model(keras.tree.map_structure(lambda t: t[:1], x), training=False)
+        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+            raise _probe_mismatch(self.model, x, error) from error
 
     # ---------------------------------------------------------------- logging
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -300,9 +305,7 @@ def _take_probe(probe_data: Any, probe_size: int) -> tuple[Any, Any, Any]:
                 break
         if not parts:
             raise ValueError("`probe_data` is an empty tf.data.Dataset: give it at least one batch.")
-        x, y, sample_weight = keras.tree.map_structure(
-            lambda *pieces: np.concatenate([np.asarray(p) for p in pieces], axis=0), *parts
-        ) if len(parts) > 1 else parts[0]
+        x, y, sample_weight = (_concat([part[i] for part in parts]) for i in range(3))
     else:
         _check_probe_structure(probe_data)
         x, y, sample_weight = (tuple(probe_data) + (None,))[:3]
@@ -314,9 +317,26 @@ def _take_probe(probe_data: Any, probe_size: int) -> tuple[Any, Any, Any]:
     return x, y, sample_weight
 
 
+def _concat(pieces: list[Any]) -> Any:
+    """Join batches of one structure (array, dict or list) along the sample axis."""
+    if pieces[0] is None:
+        return None
+    return keras.tree.map_structure(lambda *arrays: np.concatenate([np.asarray(a) for a in arrays], axis=0), *pieces)
+
+
 def _count(x: Any) -> int:
     first = keras.tree.flatten(x)[0]
     return int(first.shape[0])
+
+
+def _probe_mismatch(model: keras.Model, x: Any, error: Exception) -> ValueError:
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    return ValueError(
+        f"`probe_data` does not fit the model {model.name!r}: {first_line} "
+        f"(probe x: {_describe(x)}; model inputs: {_describe_inputs(model)}). "
+        "Pass samples shaped like the training data."
+    )
 
 
 def _describe(x: Any) -> str:
@@ -345,12 +365,6 @@ def _private_loss(model: keras.Model) -> Any:
         compiled._user_loss_weights,
         output_names=getattr(compiled, "output_names", None),
     )
-
-
-def _build_loss(loss_fn: Any, model: keras.Model, x: Any, y: Any) -> None:
-    # Building creates trackers (variables), which a tf.function must not do.
-    one = lambda t: t[:1]  # noqa: E731
-    loss_fn(keras.tree.map_structure(one, y), model(keras.tree.map_structure(one, x), training=False))
 
 
 def _unsupported_message(model: keras.Model) -> str:
