@@ -5,3 +5,6 @@ from __future__ import annotations
 import click
 
 COMMANDS: list[click.Command] = []
+
+from keras_relu_doctor.cli.replay import replay  # noqa: E402
+COMMANDS.append(replay)

@@ -1,1 +1,15 @@
-"""The seeded replay of the synthetic (-1, 0) experiment."""
+"""The seeded replay of the article's synthetic (-1, 0) experiment (BRIEF.md, seed 001).
+
+Stages, left to right, each a module with one job:
+
+- :mod:`~keras_relu_doctor.replay.grid`: the runs (``RunSpec``), presets, ``--only``;
+- :mod:`~keras_relu_doctor.replay.data`: inputs uniform in (-1, 0), the target, the split;
+- :mod:`~keras_relu_doctor.replay.model`: the Keras model of a run, dead units measured on it;
+- :mod:`~keras_relu_doctor.replay.train`: one run, with ``ReluDoctor`` (TensorFlow only here);
+- :mod:`~keras_relu_doctor.replay.runner`: the logdir checks and the worker pool;
+- :mod:`~keras_relu_doctor.replay.claims`: the article's claims judged on the results (pure);
+- :mod:`~keras_relu_doctor.replay.summary`: the report's verdicts, the tables, ``summary.md/json``;
+- :mod:`~keras_relu_doctor.replay.experiment`: ``run_replay``, all of the above in order.
+
+Importing this package does not import TensorFlow.
+"""

@@ -1,0 +1,132 @@
+"""``relu-doctor replay``: the article's experiment as a seeded grid, judged claim by claim.
+
+Imports nothing heavy at module level: ``relu-doctor --help`` stays instant, and
+TensorFlow is imported only by the processes that train.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from keras_relu_doctor.replay.grid import ReplayOptions, RunSpec
+    from keras_relu_doctor.replay.results import RunResult
+    from keras_relu_doctor.replay.summary import ReplaySummary
+
+EXIT_BAD_INPUT = 2
+
+
+def _print_tables(console: Console, summary: ReplaySummary) -> None:
+    from rich.table import Table
+
+    from keras_relu_doctor.replay.summary import CLAIM_COLUMNS, SETTING_COLUMNS, claim_cells, setting_cells
+
+    settings = Table(title="Replay: one row per setting (means over seeds)", title_justify="left")
+    for column in SETTING_COLUMNS:
+        settings.add_column(column, overflow="fold")
+    for row in summary.settings:
+        settings.add_row(*setting_cells(row))
+    claims = Table(title="The article's claims", title_justify="left", show_lines=True)
+    for column in CLAIM_COLUMNS:
+        claims.add_column(column, overflow="fold")
+    for claim in summary.claims:
+        claims.add_row(*claim_cells(claim))
+    console.print(settings)
+    console.print(claims)
+
+
+@click.command("replay")
+@click.argument("logdir", type=click.Path(file_okay=False, path_type=str), required=False)
+@click.option("--preset", default="quick", show_default=True, help="quick (~2 min on 2 cores) or full (200,000 samples).")
+@click.option("--only", "only", default=None, metavar="PATTERN", help="Settings to run: a glob (relu-he_*-d1) or a substring (selu).")
+@click.option("--seeds", type=int, default=None, help="Seeds per setting (default: the preset's).")
+@click.option("--epochs", type=int, default=None, help="Epochs per run (default: the preset's).")
+@click.option("--samples", type=int, default=None, help="Samples before the 70/30 split (default: the preset's).")
+@click.option(
+    "--target",
+    type=click.Choice(["linear", "random-labels"]),
+    default="linear",
+    show_default=True,
+    help="linear: a fixed learnable function of x; random-labels: 0/1 labels independent of x.",
+)
+@click.option("--jobs", type=int, default=None, help="Parallel training processes (default: the number of cores).")
+@click.option("--list", "list_only", is_flag=True, help="Print the setting names of the grid and exit.")
+def replay(
+    logdir: str | None,
+    preset: str,
+    only: str | None,
+    seeds: int | None,
+    epochs: int | None,
+    samples: int | None,
+    target: str,
+    jobs: int | None,
+    list_only: bool,
+) -> None:
+    """Replay the synthetic (-1, 0) experiment into LOGDIR and test the article's claims.
+
+    Each run trains with ReluDoctor and Keras' TensorBoard callback into
+    LOGDIR/<run>/ (model.keras, run.json, events); the comparison and claims
+    tables are printed and written to LOGDIR/summary.md and summary.json.
+
+    Example: relu-doctor replay logs/replay --preset quick --jobs 2
+    """
+    from rich.console import Console
+
+    from keras_relu_doctor.errors import ReluDoctorError
+    from keras_relu_doctor.replay.grid import ReplayOptions
+
+    console = Console()
+    errors = Console(stderr=True)
+    try:
+        if list_only:
+            for spec in ReplayOptions(preset, only, seeds=1, target=target).grid():
+                console.print(spec.setting, highlight=False)
+            return
+        if logdir is None:
+            raise click.UsageError("missing LOGDIR: the folder the runs are written to")
+        options = ReplayOptions(preset, only, seeds, epochs, samples, target)
+        summary = _replay_with_progress(errors, logdir, options, jobs)
+    except ReluDoctorError as error:
+        click.echo(f"relu-doctor replay: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    _print_tables(console, summary)
+    console.print(f"Tables written to {logdir}/summary.md and summary.json.", highlight=False)
+    console.print(f"Browse the runs: tensorboard --logdir {logdir}", highlight=False)
+
+
+def _replay_with_progress(errors: Console, logdir: str, options: ReplayOptions, jobs: int | None) -> ReplaySummary:
+    """``run_replay`` under a rich progress bar (on stderr, so stdout holds the tables)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from keras_relu_doctor.replay.experiment import run_replay
+
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=errors,
+    )
+    task = progress.add_task("replay", total=None, last="")
+
+    def on_start(grid: Sequence[RunSpec]) -> None:
+        # Shown only once the options and the logdir passed their checks.
+        progress.update(task, total=len(grid))
+        progress.start()
+
+    def on_done(result: RunResult, reused: bool) -> None:
+        name = result.spec.name
+        progress.update(task, advance=1, last=f"{name} (reused)" if reused else name)
+
+    try:
+        return run_replay(logdir, options, jobs=jobs, on_start=on_start, on_done=on_done)
+    finally:
+        if progress.live.is_started:
+            progress.stop()

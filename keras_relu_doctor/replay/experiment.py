@@ -1,0 +1,44 @@
+"""The replay from start to end: grid -> runs -> report -> comparison and claims tables.
+
+This is what ``relu-doctor replay`` calls; library users can call it too.
+
+Example:
+
+```python
+summary = run_replay("logs/replay", ReplayOptions(preset="quick", only="relu-*-d1"), jobs=2)
+[(claim.claim, claim.verdict) for claim in summary.claims]
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from keras_relu_doctor.replay.grid import ReplayOptions, RunSpec
+from keras_relu_doctor.replay.results import RunResult
+from keras_relu_doctor.replay.runner import run_grid
+from keras_relu_doctor.replay.summary import ReplaySummary, attach_report, build_summary, write_summary
+
+
+def run_replay(
+    logdir: str | os.PathLike[str],
+    options: ReplayOptions = ReplayOptions(),
+    *,
+    jobs: int | None = None,
+    on_start: Callable[[Sequence[RunSpec]], None] | None = None,
+    on_done: Callable[[RunResult, bool], None] | None = None,
+) -> ReplaySummary:
+    """Train the grid into ``logdir``, read it back with the report, write the summaries.
+
+    ``jobs`` worker processes (default: one per core). ``on_start(grid)`` (once the
+    logdir is checked) and ``on_done(result, reused)`` let a caller show progress.
+    """
+    grid = options.grid()
+    recorded = {**asdict(options), "runs": len(grid)}
+    results = run_grid(grid, logdir, jobs=jobs, options=recorded, on_start=on_start, on_done=on_done)
+    summary = build_summary(attach_report(results, Path(logdir)), recorded)
+    write_summary(summary, logdir)
+    return summary

@@ -1,0 +1,231 @@
+"""The grid of runs: one frozen :class:`RunSpec` per (setting, seed). No TensorFlow here.
+
+A *setting* is one model and training recipe (``relu-random_uniform-d1``); a *run*
+is a setting trained with one seed (``relu-random_uniform-d1-s0``). The grid is
+the article's (BRIEF.md, "The experiment to replay"): depth {1, 3} x six
+initializers x {relu, leaky_relu, tanh, sigmoid}, plus SELU with lecun_normal and
+AlphaDropout, plus the article's "does it help?" checks on the dying ReLU model.
+
+>>> grid = build_grid("quick", only="relu-random_uniform-d1*", seeds=1)
+>>> [spec.name for spec in grid]
+['relu-random_uniform-d1-s0', 'relu-random_uniform-d1-more_data-s0', 'relu-random_uniform-d1-dropout-s0', 'relu-random_uniform-d1-more_epochs-s0']
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, replace
+
+from keras_relu_doctor.errors import BadOption
+
+DEPTHS = (1, 3)
+# "negative" is the article's RandomUniform(-1, 0): weights drawn like the inputs.
+INITIALIZERS = ("he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "random_uniform", "negative")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+# The article prescribes SELU only with lecun_normal and AlphaDropout.
+SELU_INITIALIZER = "lecun_normal"
+TARGETS = ("linear", "random-labels")
+
+# The article's dying model ("random weight init, zero bias") is Keras' random_uniform,
+# uniform(-0.05, 0.05); its "does it help?" checks change one thing of that model.
+BASE_INITIALIZER = "random_uniform"
+VARIANT_BASE = "base"
+VARIANT_MORE_DATA = "more_data"
+VARIANT_DROPOUT = "dropout"
+VARIANT_MORE_EPOCHS = "more_epochs"
+HELP_VARIANTS = (VARIANT_MORE_DATA, VARIANT_DROPOUT, VARIANT_MORE_EPOCHS)
+# How much "more" the checks use.
+MORE_DATA_FACTOR = 4
+MORE_EPOCHS_FACTOR = 4
+DROPOUT_RATE = 0.2
+ALPHA_DROPOUT_RATE = 0.1
+
+DATA_SEED = 0  # one data set for every run: seeds vary the weights, not the task
+UNITS = 16  # units per hidden layer
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one replay: the grid is the same, only the scale changes.
+
+    >>> PRESETS["quick"].seeds
+    2
+    """
+
+    name: str
+    samples: int
+    epochs: int
+    seeds: int
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    probe_samples: int = 512
+
+
+PRESETS = {
+    # About 2 minutes on 2 CPU cores for the whole grid.
+    "quick": Preset("quick", samples=3000, epochs=5, seeds=2),
+    # The article's scale: 200,000 samples, 70/30 split.
+    "full": Preset("full", samples=200_000, epochs=10, seeds=3),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs; ``run.json`` is ``asdict`` of it.
+
+    >>> spec = RunSpec(activation="relu", initializer="he_normal", depth=3, seed=1)
+    >>> spec.setting, spec.name
+    ('relu-he_normal-d3', 'relu-he_normal-d3-s1')
+    """
+
+    activation: str
+    initializer: str
+    depth: int
+    seed: int
+    variant: str = VARIANT_BASE
+    dropout: str = ""  # "", "dropout" or "alpha_dropout", after each hidden layer
+    dropout_rate: float = 0.0
+    units: int = UNITS
+    samples: int = PRESETS["quick"].samples
+    epochs: int = PRESETS["quick"].epochs
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    target: str = "linear"
+    data_seed: int = DATA_SEED
+    probe_samples: int = 512
+
+    @property
+    def setting(self) -> str:
+        """The run's name without its seed: what the summary groups by."""
+        parts = [self.activation, self.initializer, f"d{self.depth}"]
+        if self.variant != VARIANT_BASE:
+            parts.append(self.variant)
+        elif self.dropout:
+            parts.append(self.dropout)
+        return "-".join(parts)
+
+    @property
+    def name(self) -> str:
+        """The run's folder name under the replay's logdir."""
+        return f"{self.setting}-s{self.seed}"
+
+
+def _settings(preset: Preset, target: str) -> list[RunSpec]:
+    """One spec per setting, seed 0; the caller fans out the seeds."""
+    base = RunSpec(
+        activation="relu",
+        initializer=BASE_INITIALIZER,
+        depth=1,
+        seed=0,
+        samples=preset.samples,
+        epochs=preset.epochs,
+        batch_size=preset.batch_size,
+        learning_rate=preset.learning_rate,
+        target=target,
+        probe_samples=preset.probe_samples,
+    )
+    settings: list[RunSpec] = []
+    for activation in ACTIVATIONS:
+        for initializer in INITIALIZERS:
+            for depth in DEPTHS:
+                settings.append(replace(base, activation=activation, initializer=initializer, depth=depth))
+                if (activation, initializer, depth) == (base.activation, base.initializer, base.depth):
+                    settings.extend(_help_checks(base))
+    for depth in DEPTHS:
+        settings.append(
+            replace(
+                base,
+                activation="selu",
+                initializer=SELU_INITIALIZER,
+                depth=depth,
+                dropout="alpha_dropout",
+                dropout_rate=ALPHA_DROPOUT_RATE,
+            )
+        )
+    return settings
+
+
+def _help_checks(base: RunSpec) -> list[RunSpec]:
+    """The article's "does it help?" checks: more data, Dropout, more epochs.
+
+    (More layers is the depth-3 setting of the same model.)
+    """
+    return [
+        replace(base, variant=VARIANT_MORE_DATA, samples=base.samples * MORE_DATA_FACTOR),
+        replace(base, variant=VARIANT_DROPOUT, dropout="dropout", dropout_rate=DROPOUT_RATE),
+        replace(base, variant=VARIANT_MORE_EPOCHS, epochs=base.epochs * MORE_EPOCHS_FACTOR),
+    ]
+
+
+def _matches(setting: str, pattern: str) -> bool:
+    # A pattern without wildcards matches as a substring: --only selu, --only d3.
+    if not any(char in pattern for char in "*?["):
+        return pattern in setting
+    return fnmatch.fnmatchcase(setting, pattern)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """The options of one replay, as ``relu-doctor replay`` takes them (None: the preset's).
+
+    >>> len(ReplayOptions(only="selu").grid())
+    4
+    """
+
+    preset: str = "quick"
+    only: str | None = None
+    seeds: int | None = None
+    epochs: int | None = None
+    samples: int | None = None
+    target: str = "linear"
+
+    def grid(self) -> tuple[RunSpec, ...]:
+        return build_grid(**asdict(self))
+
+
+def build_grid(
+    preset: str = "quick",
+    *,
+    only: str | None = None,
+    seeds: int | None = None,
+    epochs: int | None = None,
+    samples: int | None = None,
+    target: str = "linear",
+) -> tuple[RunSpec, ...]:
+    """The runs of one replay, settings in grid order, seeds 0..N-1 within each.
+
+    ``only`` is a glob over setting names (``relu-he_*-d1``) or, without
+    wildcards, a substring (``selu``). ``epochs``/``samples`` override the
+    preset's (the "more" checks scale from them).
+
+    >>> len(build_grid("quick", seeds=1))
+    53
+    >>> build_grid("quick", only="nothing-like-this")
+    Traceback (most recent call last):
+    ...
+    keras_relu_doctor.errors.BadOption: --only 'nothing-like-this' matches no setting: run `relu-doctor replay --list` to see the setting names
+    """
+    if preset not in PRESETS:
+        raise BadOption(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    if target not in TARGETS:
+        raise BadOption(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+    for option, value in (("--seeds", seeds), ("--epochs", epochs), ("--samples", samples)):
+        if value is not None and value < 1:
+            raise BadOption(f"{option} must be at least 1, got {value}")
+    if samples is not None and samples < 10:
+        raise BadOption(f"--samples must be at least 10 (70/30 split and a probe batch), got {samples}")
+    chosen = PRESETS[preset]
+    chosen = replace(
+        chosen,
+        seeds=seeds or chosen.seeds,
+        epochs=epochs or chosen.epochs,
+        samples=samples or chosen.samples,
+    )
+    settings = _settings(chosen, target)
+    if only:
+        settings = [spec for spec in settings if _matches(spec.setting, only)]
+        if not settings:
+            raise BadOption(
+                f"--only {only!r} matches no setting: run `relu-doctor replay --list` to see the setting names"
+            )
+    return tuple(replace(spec, seed=seed) for spec in settings for seed in range(chosen.seeds))

@@ -1,0 +1,106 @@
+"""Build one run's model, and measure which of its hidden units are dead. Needs Keras.
+
+Hidden layers are ``Dense(16)`` named ``dense_1`` ... ``dense_<depth>`` (fixed names,
+so runs compare layer by layer), each followed by Dropout/AlphaDropout when the
+spec asks; the head is a linear ``Dense(1)`` named ``output`` (sigmoid for random
+labels). Biases start at zero, as in the article.
+
+Example (needs TensorFlow):
+
+```python
+model = build_model(RunSpec(activation="relu", initializer="negative", depth=3, seed=0))
+dead_fractions(model, data.x_val[:512])  # {'dense_1': 0.0, 'dense_2': 1.0, 'dense_3': 1.0}
+```
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keras_relu_doctor.replay.grid import RunSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+OUTPUT_LAYER = "output"
+HIDDEN_LAYER = re.compile(r"dense_\d+")
+# A unit is active on a sample when |output| > tolerance (the callback's default):
+# dead units are active on no probe sample, near-dead ones (|out| ~ 1e-7) included.
+TOLERANCE = 1e-6
+
+
+def hidden_layer_names(depth: int) -> list[str]:
+    """Names of the hidden Dense layers of a model of this depth.
+
+    >>> hidden_layer_names(3)
+    ['dense_1', 'dense_2', 'dense_3']
+    """
+    return [f"dense_{index}" for index in range(1, depth + 1)]
+
+
+def _initializer(name: str) -> Any:
+    import keras
+
+    if name == "negative":
+        return keras.initializers.RandomUniform(minval=-1.0, maxval=0.0)
+    return keras.initializers.get(name)
+
+
+def build_model(spec: RunSpec) -> keras.Model:
+    """The compiled model of ``spec`` (call after ``keras.utils.set_random_seed``)."""
+    import keras
+
+    inputs = keras.Input(shape=(4,), name="x")
+    hidden = inputs
+    for name in hidden_layer_names(spec.depth):
+        hidden = keras.layers.Dense(
+            spec.units,
+            activation=spec.activation,
+            kernel_initializer=_initializer(spec.initializer),
+            bias_initializer="zeros",
+            name=name,
+        )(hidden)
+        if spec.dropout == "dropout":
+            hidden = keras.layers.Dropout(spec.dropout_rate, name=f"{name}_dropout")(hidden)
+        elif spec.dropout == "alpha_dropout":
+            hidden = keras.layers.AlphaDropout(spec.dropout_rate, name=f"{name}_dropout")(hidden)
+    classify = spec.target == "random-labels"
+    outputs = keras.layers.Dense(1, activation="sigmoid" if classify else None, name=OUTPUT_LAYER)(hidden)
+    model = keras.Model(inputs, outputs, name=spec.setting.replace("-", "_"))
+    model.compile(
+        optimizer=keras.optimizers.Adam(spec.learning_rate),
+        loss="binary_crossentropy" if classify else "mse",
+    )
+    return model
+
+
+def hidden_outputs(model: keras.Model) -> tuple[list[str], keras.Model]:
+    """The hidden Dense layers' names, and a model from the input to their outputs."""
+    import keras
+
+    names = [layer.name for layer in model.layers if HIDDEN_LAYER.fullmatch(layer.name)]
+    return names, keras.Model(model.input, [model.get_layer(name).output for name in names])
+
+
+def dead_fractions(
+    model: keras.Model,
+    x_probe: np.ndarray,
+    *,
+    tolerance: float = TOLERANCE,
+    probe_model: tuple[list[str], keras.Model] | None = None,
+) -> dict[str, float]:
+    """Share of units of each hidden Dense layer that are active on no probe sample.
+
+    Measured directly on the model (inference mode), independent of the callback.
+    Pass ``probe_model=hidden_outputs(model)`` to measure the same model repeatedly.
+    """
+    names, outputs_model = probe_model or hidden_outputs(model)
+    outputs = outputs_model(x_probe, training=False)
+    fractions = {}
+    for name, values in zip(names, outputs):
+        max_abs = np.max(np.abs(np.asarray(values)), axis=0)
+        fractions[name] = float(np.mean(max_abs <= tolerance))
+    return fractions

@@ -1,0 +1,227 @@
+"""The replay's tables: per-setting comparison and the article's claims; written as
+``summary.md`` and ``summary.json``, shown with rich on the terminal. No TensorFlow.
+
+>>> from keras_relu_doctor.replay.grid import RunSpec
+>>> runs = [RunResult(RunSpec("relu", "random_uniform", 1, seed), {"dense_1": 1.0}, {"dense_1": 1.0},
+...                   (0.6, 0.6), (0.6, 0.6), 0.6, verdict="dying_relu", gradient_status="zero")
+...         for seed in (0, 1)]
+>>> row = summarize(runs)[0]
+>>> row.setting, row.died, row.dead_last, row.verdict
+('relu-random_uniform-d1', '2/2', 1.0, 'dying_relu')
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from keras_relu_doctor.replay.claims import ClaimResult, evaluate_claims
+from keras_relu_doctor.replay.results import SCHEMA_VERSION, RunResult, network_dead_fraction
+from keras_relu_doctor.tags import TRAIN_SUBDIR
+
+SUMMARY_MD = "summary.md"
+SUMMARY_JSON = "summary.json"
+# A layer whose last gradient norm is below this has, for the optimiser, stopped.
+ZERO_GRAD_NORM = 1e-12
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    """One row of the comparison table: a setting over its seeds.
+
+    ``died``: seeds in which some hidden layer had >= half its units dead at the
+    last epoch. ``dead_first``/``dead_last``: mean over seeds of the share of all
+    hidden units that are dead after the first/last epoch. Losses are means.
+    ``gradients`` and ``verdict``: the report's, the most common over seeds
+    (``"dying_relu 1/2"`` when seeds disagree).
+    """
+
+    setting: str
+    runs: int
+    died: str
+    dead_first: float
+    dead_last: float
+    gradients: str
+    train_loss: float
+    val_loss: float
+    baseline_val_loss: float
+    verdict: str
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _most_common(values: Sequence[str]) -> str:
+    counts = Counter(value or "n/a" for value in values)
+    value, count = counts.most_common(1)[0]
+    return value if count == len(values) else f"{value} {count}/{len(values)}"
+
+
+def summarize(results: Sequence[RunResult]) -> tuple[SettingRow, ...]:
+    """Group runs by setting (grid order kept) into comparison rows."""
+    groups: dict[str, list[RunResult]] = {}
+    for run in results:
+        groups.setdefault(run.spec.setting, []).append(run)
+    return tuple(
+        SettingRow(
+            setting=setting,
+            runs=len(runs),
+            died=f"{sum(run.died for run in runs)}/{len(runs)}",
+            dead_first=round(_mean([network_dead_fraction(run.dead_first) for run in runs]), 3),
+            dead_last=round(_mean([network_dead_fraction(run.dead_last) for run in runs]), 3),
+            gradients=_most_common([run.gradient_status for run in runs]),
+            train_loss=round(_mean([run.train_loss[-1] for run in runs]), 4),
+            val_loss=round(_mean([run.val_loss[-1] for run in runs]), 4),
+            baseline_val_loss=round(_mean([run.baseline_val_loss for run in runs]), 4),
+            verdict=_most_common([run.verdict for run in runs]),
+        )
+        for setting, runs in groups.items()
+    )
+
+
+def _run_name(report_run: str) -> str:
+    # The report names a run by its folder under the logdir: "<run>/train".
+    return report_run.split("/")[0]
+
+
+def gradient_status(run_report: Any) -> str:
+    """``exploding`` / ``vanishing`` (the report's findings), ``zero`` (a hidden layer's
+    last gradient norm is ~0, as behind dead units), else ``ok``."""
+    from keras_relu_doctor.diagnose.findings import EXPLODING_GRADIENTS, VANISHING_GRADIENTS
+
+    kinds = {finding.kind for finding in run_report.findings if finding.problem}
+    if EXPLODING_GRADIENTS in kinds:
+        return "exploding"
+    if VANISHING_GRADIENTS in kinds:
+        return "vanishing"
+    norms = [layer.last_grad_norm for layer in run_report.layers if layer.name.startswith("dense_")]
+    if any(norm is not None and norm < ZERO_GRAD_NORM for norm in norms):
+        return "zero"
+    return "ok"
+
+
+def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[RunResult, ...]:
+    """The results with the report's verdict, gradient status and problems filled in."""
+    from keras_relu_doctor.report import build_report
+
+    # Only the callbacks' "train" folders: "validation" holds Keras' loss curves alone.
+    report = build_report(str(logdir), run_glob=f"*/{TRAIN_SUBDIR}")
+    by_name = {_run_name(run_report.run): run_report for run_report in report.runs}
+    attached = []
+    for run in results:
+        run_report = by_name.get(run.spec.name)
+        if run_report is None:
+            attached.append(replace(run, verdict="no_data", gradient_status="n/a"))
+            continue
+        attached.append(
+            replace(
+                run,
+                verdict=run_report.verdict,
+                gradient_status=gradient_status(run_report),
+                problems=tuple(str(problem) for problem in getattr(run_report, "problems", ())),
+            )
+        )
+    return tuple(attached)
+
+
+# Column headers of the two tables, shared by the markdown file and the terminal.
+SETTING_COLUMNS = (
+    "setting",
+    "seeds",
+    "units died",
+    "dead (epoch 1)",
+    "dead (last)",
+    "gradients",
+    "train loss",
+    "val loss",
+    "baseline",
+    "verdict",
+)
+CLAIM_COLUMNS = ("#", "article's claim", "result", "numbers")
+
+
+def setting_cells(row: SettingRow) -> list[str]:
+    return [
+        row.setting,
+        str(row.runs),
+        row.died,
+        f"{row.dead_first:.2f}",
+        f"{row.dead_last:.2f}",
+        row.gradients,
+        f"{row.train_loss:.4f}",
+        f"{row.val_loss:.4f}",
+        f"{row.baseline_val_loss:.4f}",
+        row.verdict,
+    ]
+
+
+def claim_cells(claim: ClaimResult) -> list[str]:
+    return [str(claim.claim), claim.text, claim.verdict, claim.evidence]
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table.
+
+    >>> print(markdown_table(["a", "b"], [["1", "x|y"]]))
+    | a | b |
+    | --- | --- |
+    | 1 | x\\|y |
+    """
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """Everything the replay concludes: rows, claims, and the runs behind them."""
+
+    options: dict[str, Any]
+    settings: tuple[SettingRow, ...]
+    claims: tuple[ClaimResult, ...]
+    runs: tuple[RunResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form; per-run timings are left out so two identical replays write the same file."""
+        runs = [{key: value for key, value in asdict(run).items() if key != "seconds"} for run in self.runs]
+        claims = [{**asdict(claim), "evidence": claim.evidence} for claim in self.claims]
+        return {
+            "schema": SCHEMA_VERSION,
+            "options": self.options,
+            "settings": [asdict(row) for row in self.settings],
+            "claims": claims,
+            "runs": runs,
+        }
+
+    def to_markdown(self) -> str:
+        return "\n".join(
+            [
+                "## Settings",
+                "",
+                markdown_table(SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
+                "",
+                "## The article's claims",
+                "",
+                markdown_table(CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
+                "",
+            ]
+        )
+
+
+def build_summary(results: Sequence[RunResult], options: dict[str, Any]) -> ReplaySummary:
+    """Rows and claims from the (report-attached) results."""
+    return ReplaySummary(dict(options), summarize(results), evaluate_claims(results), tuple(results))
+
+
+def write_summary(summary: ReplaySummary, logdir: str | Path) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.json`` next to the runs; return their paths."""
+    markdown_path = Path(logdir) / SUMMARY_MD
+    json_path = Path(logdir) / SUMMARY_JSON
+    markdown_path.write_text(summary.to_markdown())
+    json_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
+    return markdown_path, json_path

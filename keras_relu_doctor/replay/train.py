@@ -1,0 +1,107 @@
+"""Train one run of the grid: the only part of the replay that runs TensorFlow.
+
+``train_run`` is what each worker process calls: it seeds everything with the
+run's seed, trains with ``ReluDoctor`` and Keras' ``TensorBoard`` callback into
+``<logdir>/<run>/``, saves ``model.keras``, ``run.json`` (the spec) and
+``result.json`` (what was measured), and returns a :class:`RunResult`.
+
+Example (needs TensorFlow):
+
+```python
+result = train_run(RunSpec(activation="relu", initializer="random_uniform", depth=1, seed=0), "logs")
+result.dead_last  # {'dense_1': 1.0}
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from keras_relu_doctor.replay.data import make_data
+from keras_relu_doctor.replay.grid import RunSpec
+from keras_relu_doctor.replay.results import SCHEMA_VERSION, RunResult
+
+RUN_FILE = "run.json"
+RESULT_FILE = "result.json"
+MODEL_FILE = "model.keras"
+
+
+def configure_worker() -> None:
+    """Once per process, before any TensorFlow op: one thread each, quiet logs.
+
+    With ``--jobs N`` on N cores, N single-threaded workers fill the machine
+    without oversubscribing it, and single-threaded CPU kernels are repeatable.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran in this process (in-process runs)
+        pass
+
+
+def train_run(spec: RunSpec, logdir: str | os.PathLike[str]) -> RunResult:
+    """Train ``spec`` into ``<logdir>/<spec.name>/`` and return what it measured."""
+    import keras
+
+    from keras_relu_doctor import ReluDoctor
+    from keras_relu_doctor.replay.model import TOLERANCE, build_model, dead_fractions, hidden_outputs
+
+    started = time.perf_counter()
+    run_dir = Path(logdir) / spec.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_FILE).write_text(json.dumps({"schema": SCHEMA_VERSION, **asdict(spec)}, indent=2) + "\n")
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(spec.seed)
+    data = make_data(spec.samples, target=spec.target, data_seed=spec.data_seed)
+    x_probe, y_probe = data.probe(spec.probe_samples)
+    model = build_model(spec)
+
+    probe_model = hidden_outputs(model)
+    per_epoch: list[dict[str, float]] = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs=None: per_epoch.append(
+            dead_fractions(model, x_probe, probe_model=probe_model)
+        )
+    )
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        verbose=0,
+        callbacks=[
+            # Loss curves; the output and gradient histograms are ReluDoctor's.
+            keras.callbacks.TensorBoard(str(run_dir)),
+            ReluDoctor(str(run_dir), probe_data=(x_probe, y_probe), tolerance=TOLERANCE, on_dead="ignore"),
+            recorder,
+        ],
+    )
+    model.save(run_dir / MODEL_FILE)
+    result = RunResult(
+        spec=spec,
+        dead_first=per_epoch[0],
+        dead_last=per_epoch[-1],
+        train_loss=tuple(float(value) for value in history.history["loss"]),
+        val_loss=tuple(float(value) for value in history.history["val_loss"]),
+        baseline_val_loss=data.baseline_val_loss,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    (run_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def load_result(run_dir: str | os.PathLike[str]) -> RunResult | None:
+    """The result a finished run left in its folder; None if it did not finish."""
+    path = Path(run_dir) / RESULT_FILE
+    if not path.is_file():
+        return None
+    return RunResult.from_dict(json.loads(path.read_text()))
