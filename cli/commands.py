@@ -8,3 +8,6 @@ COMMANDS: list[click.Command] = []
 
 from keras_relu_doctor.cli.replay import replay  # noqa: E402
 COMMANDS.append(replay)
+
+from keras_relu_doctor.cli.report import report  # noqa: E402
+COMMANDS.append(report)

@@ -8,8 +8,8 @@ inside a bucket, as TensorBoard's own resampling does.
 >>> import numpy as np
 >>> buckets = np.array([[[0.0, 0.0, 6.0], [0.0, 1.0, 4.0]]])
 >>> stats = bucket_stats(buckets)
->>> float(stats["zero_fraction"][0]), round(float(stats["fraction_above_0_99"][0]), 6)
-(0.6, 0.004)
+>>> float(stats["zero_fraction"][0]), round(float(stats["fraction_above_0_95"][0]), 6)
+(0.6, 0.02)
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ STAT_NAMES = (
     "std",
     "sum_squares",
     "zero_fraction",
-    "fraction_below_minus_0_99",
-    "fraction_above_0_99",
-    "fraction_below_0_01",
+    "fraction_below_minus_0_95",
+    "fraction_above_0_95",
+    "fraction_below_0_05",
 )
-# Saturation is read as mass within 1% of the bounds of tanh (-1, 1) and sigmoid (0, 1).
-SATURATION_MARGIN = 0.01
+# Saturation is read as mass within 5% of the bounds of tanh (-1, 1) and sigmoid
+# (0, 1), where their slope is under a tenth of its peak. A finer margin would be
+# below the resolution of TF2's 30 equal-width buckets over [-1, 1].
+SATURATION_MARGIN = 0.05
 # A bucket this narrow around 0 holds only zeros (TF1 and tensorboardX use 1e-12).
 POINT_WIDTH = 1e-9
 
@@ -64,9 +66,9 @@ def bucket_stats(buckets: np.ndarray) -> dict[str, np.ndarray]:
             "std": np.sqrt(variance),
             "sum_squares": sum_squares,
             "zero_fraction": zero_mass / safe_total,
-            "fraction_below_minus_0_99": _mass_below(left, right, count, -1 + SATURATION_MARGIN) / safe_total,
-            "fraction_above_0_99": 1 - _mass_below(left, right, count, 1 - SATURATION_MARGIN) / safe_total,
-            "fraction_below_0_01": _mass_below(left, right, count, SATURATION_MARGIN) / safe_total,
+            "fraction_below_minus_0_95": _mass_below(left, right, count, -1 + SATURATION_MARGIN) / safe_total,
+            "fraction_above_0_95": 1 - _mass_below(left, right, count, 1 - SATURATION_MARGIN) / safe_total,
+            "fraction_below_0_05": _mass_below(left, right, count, SATURATION_MARGIN) / safe_total,
         }
 
 

@@ -44,9 +44,9 @@ class HistogramSeries:
     std: np.ndarray
     sum_squares: np.ndarray
     zero_fraction: np.ndarray
-    fraction_below_minus_0_99: np.ndarray
-    fraction_above_0_99: np.ndarray
-    fraction_below_0_01: np.ndarray
+    fraction_below_minus_0_95: np.ndarray
+    fraction_above_0_95: np.ndarray
+    fraction_below_0_05: np.ndarray
 
 
 @dataclass(frozen=True)

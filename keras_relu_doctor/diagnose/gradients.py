@@ -1,0 +1,187 @@
+"""Vanishing and exploding gradients, from per-layer gradient norms.
+
+Norms are ``||d loss / d weights||`` of each layer on the probe batch (the
+callback's ``<layer>/grad_norm``, or estimated from gradient histograms).
+Layers are in model order, so "towards the input" means towards index 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_relu_doctor.diagnose.findings import ERROR, EXPLODING_GRADIENTS, VANISHING_GRADIENTS, WARNING, Finding
+from keras_relu_doctor.diagnose.fixes import ranked
+from keras_relu_doctor.diagnose.layers import LayerSeries
+
+# float32 has ~7 significant digits: an update lr * 1e-7 to weights of order 1 is lost.
+GRAD_NORM_FLOOR = 1e-7
+# clipnorm values in common use are 1 to 10; a norm 100x past them is out of control.
+GRAD_NORM_CEILING = 1e3
+# Seed 003 sees gradients die "from the last layer towards the first": flag a
+# factor of 10**3 between the output-most and the input-most layer.
+LAYER_SPAN_ORDERS = 3.0
+# Growing steadily: up at least this share of logged steps, by this many orders overall.
+GROWTH_SHARE = 0.75
+GROWTH_ORDERS = 2.0
+MIN_GROWTH_STEPS = 3
+
+
+def _norms_at(layers: list[LayerSeries], index: int) -> list[tuple[str, float]]:
+    return [(layer.name, float(layer.grad_norm.values[index])) for layer in layers if len(layer.grad_norm.values)]
+
+
+def _common_steps(layers: list[LayerSeries]) -> np.ndarray:
+    steps = layers[0].grad_norm.steps
+    for layer in layers[1:]:
+        steps = np.intersect1d(steps, layer.grad_norm.steps)
+    return steps
+
+
+def _norm_table(layers: list[LayerSeries], steps: np.ndarray) -> np.ndarray:
+    """Norms as ``[steps, layers]``, layers in model order."""
+    columns = [layer.grad_norm.values[np.searchsorted(layer.grad_norm.steps, steps)] for layer in layers]
+    return np.stack(columns, axis=1)
+
+
+def vanishing_gradients(
+    layers: tuple[LayerSeries, ...],
+    *,
+    floor: float = GRAD_NORM_FLOOR,
+    span_orders: float = LAYER_SPAN_ORDERS,
+    explained: frozenset[str] = frozenset(),
+) -> Finding | None:
+    """Layers whose gradient norm is below ``floor``, or ``span_orders`` below the output-most layer's.
+
+    ``explained`` names layers whose small gradient dead units already account
+    for (a dead ReLU passes no gradient); they are left out.
+
+    >>> import numpy as np
+    >>> from keras_relu_doctor.events.series import ScalarSeries
+    >>> def layer(name, norm):
+    ...     return LayerSeries(name, grad_norm=ScalarSeries(np.array([0]), np.array([norm])))
+    >>> vanishing_gradients((layer("d0", 1e-6), layer("d1", 1e-2), layer("d2", 1.0))).evidence["layers"]
+    ['d0']
+    """
+    measured = [layer for layer in layers if layer.grad_norm is not None and len(layer.grad_norm.steps)]
+    candidates = [layer for layer in measured if layer.name not in explained]
+    if not candidates:
+        return None
+    steps = _common_steps(measured)
+    if not len(steps):
+        return None
+    norms = _norm_table(measured, steps)
+    reference = norms[:, -1:]  # the output-most layer
+    with np.errstate(divide="ignore", invalid="ignore"):
+        too_small = (norms < floor) | (np.log10(reference / norms) >= span_orders)
+    keep = np.array([layer.name not in explained for layer in measured])
+    too_small &= keep & np.isfinite(norms)
+    affected = [layer.name for layer, flag in zip(measured, too_small[-1]) if flag]
+    if not affected:
+        return None
+    onset = int(steps[np.flatnonzero(too_small.any(axis=1))[0]])
+    last = norms[-1]
+    evidence = {
+        "layers": affected,
+        "grad_norms": {layer.name: float(norm) for layer, norm in zip(measured, last)},
+        "floor": floor,
+        "span_orders": span_orders,
+        "orders_below_output_layer": float(np.log10(last[-1] / max(np.nanmin(last[keep]), 1e-45))),
+        "estimated_from_histograms": any(layer.grad_norm_estimated for layer in measured),
+    }
+    activations = {layer.activation for layer in measured if layer.name in affected}
+    bounded = bool(activations & {"sigmoid", "tanh", "hard_sigmoid", "softsign"})
+    fixes = ("relu_family", "normalization", "residual", "he_init") if bounded else (
+        "normalization", "residual", "he_init", "check_data")
+    return Finding(
+        kind=VANISHING_GRADIENTS,
+        layer=affected[0],
+        severity=WARNING,
+        onset_step=onset,
+        evidence=evidence,
+        fixes=ranked(*fixes),
+        summary=f"gradients of {len(affected)} layer(s) are {evidence['orders_below_output_layer']:.1f}"
+        " orders of magnitude below the output layer's or under the floor",
+    )
+
+
+def exploding_gradients(
+    layers: tuple[LayerSeries, ...],
+    *,
+    ceiling: float = GRAD_NORM_CEILING,
+    span_orders: float = LAYER_SPAN_ORDERS,
+    growth_share: float = GROWTH_SHARE,
+    growth_orders: float = GROWTH_ORDERS,
+) -> Finding | None:
+    """NaN/Inf gradients, norms above ``ceiling`` at any step, growing steadily, or ``span_orders`` above the output's.
+
+    >>> import numpy as np
+    >>> from keras_relu_doctor.events.series import ScalarSeries
+    >>> def layer(name, norm):
+    ...     return LayerSeries(name, grad_norm=ScalarSeries(np.array([0]), np.array([norm])))
+    >>> exploding_gradients((layer("d0", np.nan), layer("d1", 1.0))).severity
+    'error'
+    """
+    measured = [layer for layer in layers if layer.grad_norm is not None and len(layer.grad_norm.steps)]
+    reasons: dict[str, list[str]] = {}
+    onsets: list[int] = []
+    for layer in layers:
+        nonfinite_steps = _nonfinite_steps(layer)
+        if len(nonfinite_steps):
+            reasons.setdefault(layer.name, []).append("nan_or_inf")
+            onsets.append(int(nonfinite_steps[0]))
+    if measured and len(steps := _common_steps(measured)):
+        norms = _norm_table(measured, steps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log10(norms)
+            above_output = logs - logs[:, -1:] >= span_orders
+        for index, layer in enumerate(measured):
+            # A norm past the ceiling counts at any step: Adam may tame it later,
+            # but the weights have already jumped.
+            if (norms[:, index] > ceiling).any():
+                reasons.setdefault(layer.name, []).append("above_ceiling")
+                onsets.append(int(steps[np.flatnonzero(norms[:, index] > ceiling)[0]]))
+            if above_output[-1, index]:
+                reasons.setdefault(layer.name, []).append("orders_above_output_layer")
+                onsets.append(int(steps[np.flatnonzero(above_output[:, index])[0]]))
+            if _growing(logs[:, index], growth_share, growth_orders):
+                reasons.setdefault(layer.name, []).append("growing")
+                onsets.append(int(steps[0]))
+    if not reasons:
+        return None
+    order = [layer.name for layer in layers]
+    affected = sorted(reasons, key=order.index)
+    nonfinite = any("nan_or_inf" in why for why in reasons.values())
+    return Finding(
+        kind=EXPLODING_GRADIENTS,
+        layer=affected[0],
+        severity=ERROR if nonfinite else WARNING,
+        onset_step=min(onsets),
+        evidence={
+            "layers": affected,
+            "reasons": reasons,
+            "grad_norms": {layer.name: float(layer.grad_norm.values[-1]) for layer in measured},
+            "max_grad_norms": {layer.name: float(np.nanmax(layer.grad_norm.values, initial=0.0)) for layer in measured},
+            "ceiling": ceiling,
+            "span_orders": span_orders,
+        },
+        fixes=ranked("lower_lr", "clip_gradients", "initializer", "normalization", "residual"),
+        summary=("NaN/Inf in gradients or activations" if nonfinite else "gradient norms too large or growing")
+        + f" in {len(affected)} layer(s)",
+    )
+
+
+def _nonfinite_steps(layer: LayerSeries) -> np.ndarray:
+    steps = []
+    if layer.nonfinite is not None:
+        steps.append(layer.nonfinite.steps[layer.nonfinite.values > 0])
+    if layer.grad_norm is not None:
+        steps.append(layer.grad_norm.steps[~np.isfinite(layer.grad_norm.values)])
+    return np.sort(np.concatenate(steps)) if steps else np.zeros(0, dtype=np.int64)
+
+
+def _growing(log_norms: np.ndarray, share: float, orders: float) -> bool:
+    finite = log_norms[np.isfinite(log_norms)]
+    if finite.size < MIN_GROWTH_STEPS:
+        return False
+    rises = np.diff(finite) > 0
+    return bool(rises.mean() >= share and finite[-1] - finite[0] >= orders)

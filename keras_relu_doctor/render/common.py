@@ -1,0 +1,84 @@
+"""Small formatting helpers shared by the renderers (layout only, no new numbers)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from keras_relu_doctor.diagnose.findings import Finding
+from keras_relu_doctor.report import LayerSummary, RunReport
+
+
+def fraction(value: float | None) -> str:
+    """``0.25`` as ``25%``; ``-`` when unknown.
+
+    >>> fraction(0.25), fraction(None)
+    ('25%', '-')
+    """
+    return "-" if value is None else f"{value:.0%}"
+
+
+def number(value: float | None) -> str:
+    """A gradient norm in 3 significant digits.
+
+    >>> number(0.000123456), number(None)
+    ('0.000123', '-')
+    """
+    return "-" if value is None else f"{value:.3g}"
+
+
+def unit_list(units: tuple[int, ...], limit: int = 12) -> str:
+    """Unit indices, shortened past ``limit``.
+
+    >>> unit_list((0, 1, 2), limit=2)
+    '0, 1, ... (3)'
+    """
+    if not units:
+        return "-"
+    shown = ", ".join(str(unit) for unit in units[:limit])
+    return shown + (f", ... ({len(units)})" if len(units) > limit else "")
+
+
+def dead_cell(layer: LayerSummary) -> str:
+    """Dead units as ``count (share)``, or the histogram estimate marked ``~``."""
+    if not layer.per_unit:
+        return f"~{fraction(layer.dead_fraction)}" if layer.dead_fraction is not None else "-"
+    return f"{len(layer.dead_units)} ({fraction(layer.dead_fraction)})"
+
+
+def layer_row(layer: LayerSummary) -> tuple[str, ...]:
+    """The cells of one row of the per-layer table."""
+    return (
+        layer.name,
+        str(layer.units) if layer.units is not None else "-",
+        dead_cell(layer),
+        str(len(layer.near_dead_units)) if layer.per_unit else "-",
+        "-" if layer.first_dead_step is None else str(layer.first_dead_step),
+        _gradient_cell(layer),
+    )
+
+
+def _gradient_cell(layer: LayerSummary) -> str:
+    if layer.last_grad_norm is None or layer.grad_status in ("nan", "zero"):
+        return layer.grad_status
+    return f"{layer.grad_status} {number(layer.last_grad_norm)}"
+
+
+LAYER_COLUMNS = ("layer", "units", "dead", "near-dead", "first death", "gradient")
+
+
+def run_heading(run: RunReport) -> str:
+    """One line naming the run, its verdict and its problems."""
+    problems = f" (problems: {', '.join(run.problems)})" if run.problems else ""
+    unit = f", steps are {run.step_unit}s" if run.step_unit else ""
+    return f"run {run.run}: {run.verdict}{problems}{unit}"
+
+
+def finding_place(finding: Finding, quote: Callable[[str], str] = str) -> str:
+    """`` <layer> from step <n>``, each part only when known; ``quote`` marks up the layer.
+
+    >>> finding_place(Finding("dying_relu", "dense", "error", 3))
+    ' dense from step 3'
+    """
+    where = f" {quote(finding.layer)}" if finding.layer else ""
+    onset = f" from step {finding.onset_step}" if finding.onset_step is not None else ""
+    return where + onset

@@ -1,0 +1,63 @@
+"""The terminal report: a per-run, per-layer table and the findings with fixes.
+
+Laid out by ``rich`` to fit ``width`` columns (80 by default); colour only
+when asked for (the CLI asks when stdout is a terminal).
+"""
+
+from __future__ import annotations
+
+import io
+
+from keras_relu_doctor.render.common import LAYER_COLUMNS, finding_place, layer_row, run_heading, unit_list
+from keras_relu_doctor.report import Report
+
+VERDICT_STYLES = {"healthy": "bold green", "no_data": "dim"}
+FIXES_SHOWN = 3  # the terminal shows the best three; json/markdown/html show all
+SEVERITY_STYLES = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def render_text(report: Report, *, color: bool = False, width: int = 80) -> str:
+    """The report as plain (or, with ``color``, ANSI-coloured) text.
+
+    >>> from keras_relu_doctor.report import Report
+    >>> render_text(Report(logdir="runs", runs=())).splitlines()[0]
+    'relu-doctor report of runs: 0 run(s)'
+    """
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(
+        file=io.StringIO(),
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+        emoji=False,
+    )
+    console.print(Text(f"relu-doctor report of {report.logdir}: {len(report.runs)} run(s)", style="bold"))
+    for run in report.runs:
+        console.print()
+        console.print(Text(run_heading(run), style=VERDICT_STYLES.get(run.verdict, "bold red")))
+        for warning in run.warnings:
+            console.print(Text(f"  warning: {warning}", style="yellow"))
+        if run.layers:
+            table = Table(*LAYER_COLUMNS, box=None, padding=(0, 1), pad_edge=False)
+            for layer in run.layers:
+                table.add_row(*layer_row(layer))
+            console.print(table)
+        for finding in run.findings:
+            header = Text(f"- {finding.severity} {finding.kind}{finding_place(finding)}: ", style=SEVERITY_STYLES[finding.severity])
+            header.append(finding.summary, style="")
+            console.print(header)
+            details = []
+            if finding.units:
+                details.append(f"dead units: {unit_list(finding.units)}")
+            if "per_unit_detail" in finding.evidence:
+                details.append(f"per-unit detail {finding.evidence['per_unit_detail']}")
+            details += [f"{rank}. {fix}" for rank, fix in enumerate(finding.fixes[:FIXES_SHOWN], start=1)]
+            for detail in details:
+                console.print(Padding(Text(detail), (0, 0, 0, 2)))
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"

@@ -1,0 +1,235 @@
+"""The library entry point: read a logdir, diagnose each run, return a ``Report``.
+
+>>> report = build_report("runs/experiment")  # doctest: +SKIP
+>>> run = report.run("train")  # doctest: +SKIP
+>>> run.verdict, run.layer("dense").dead_units, run.layer("dense").first_dead_step  # doctest: +SKIP
+('dying_relu', (0, 3), 2)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keras_relu_doctor.diagnose import Diagnosis, Thresholds, diagnose
+from keras_relu_doctor.diagnose.dying import estimated_dead_fraction
+from keras_relu_doctor.diagnose.findings import EXPLODING_GRADIENTS, VANISHING_GRADIENTS, Finding
+from keras_relu_doctor.diagnose.layers import LayerSeries
+from keras_relu_doctor.events import Logdir, Run, iter_runs
+
+REPORT_SCHEMA = "keras_relu_doctor.report/1"
+GRADIENT_STATUSES = ("ok", "zero", "vanishing", "exploding", "nan", "unknown")
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One layer of one run: the last step's state, and the series behind the plots.
+
+    ``dead_fraction`` is at the last step, ``initial_dead_fraction`` at the first.
+    Without per-unit records (``per_unit`` False) both are estimated from the
+    activation histogram's mass at 0 and the unit lists are empty.
+    ``steps``, ``dead_fraction_by_step`` and ``grad_norm_by_step`` line up,
+    with None where a value was not logged.
+    """
+
+    name: str
+    activation: str
+    units: int | None
+    per_unit: bool
+    dead_units: tuple[int, ...]
+    near_dead_units: tuple[int, ...]
+    revived_units: tuple[int, ...]
+    dead_fraction: float | None
+    near_dead_fraction: float | None
+    initial_dead_fraction: float | None
+    first_dead_step: int | None
+    last_grad_norm: float | None
+    grad_status: str
+    steps: tuple[int, ...] = ()
+    dead_fraction_by_step: tuple[float | None, ...] = ()
+    grad_norm_by_step: tuple[float | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The diagnosis of one run (one folder of event files)."""
+
+    run: str
+    verdict: str
+    problems: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    layers: tuple[LayerSummary, ...]
+    gradient_status: str
+    step_unit: str | None
+    loss_tag: str | None
+    truncated: bool
+    truncated_files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def layer(self, name: str) -> LayerSummary:
+        """The summary of layer ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer {name!r} in run {self.run!r}; layers: {[layer.name for layer in self.layers]}")
+
+
+@dataclass(frozen=True)
+class Report:
+    """The report over a logdir: one ``RunReport`` per run, in path order."""
+
+    logdir: str
+    runs: tuple[RunReport, ...]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    schema: str = REPORT_SCHEMA
+
+    def run(self, path: str) -> RunReport:
+        """The report of the run at ``path`` (relative to the logdir)."""
+        for run in self.runs:
+            if run.run == path:
+                return run
+        raise KeyError(f"no run {path!r}; runs: {[run.run for run in self.runs]}")
+
+    def problems(self) -> set[str]:
+        """Every problem kind found in any run."""
+        return {kind for run in self.runs for kind in run.problems}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _layer_grad_status(layer: LayerSeries, findings: tuple[Finding, ...]) -> str:
+    for finding in findings:
+        if layer.name in finding.evidence.get("layers", ()):
+            if finding.kind == EXPLODING_GRADIENTS:
+                return "nan" if "nan_or_inf" in finding.evidence["reasons"][layer.name] else "exploding"
+            if finding.kind == VANISHING_GRADIENTS:
+                return "vanishing"
+    if layer.grad_norm is None or not len(layer.grad_norm.values):
+        return "unknown"
+    return "zero" if layer.grad_norm.values[-1] == 0 else "ok"
+
+
+def _summarize_layer(layer: LayerSeries, diagnosis: Diagnosis) -> LayerSummary:
+    deaths = diagnosis.deaths.get(layer.name)
+    if deaths is not None:
+        dead_steps, dead_values = deaths.steps, deaths.dead_fraction
+    elif layer.activations is not None:
+        dead_steps = layer.activations.steps
+        dead_values = np.array([estimated_dead_fraction(v) for v in np.nan_to_num(layer.activations.zero_fraction)])
+    else:
+        dead_steps, dead_values = np.zeros(0, np.int64), np.zeros(0)
+    grad = layer.grad_norm
+    grad_steps, grad_values = (grad.steps, grad.values) if grad is not None else (np.zeros(0, np.int64), np.zeros(0))
+    steps = np.union1d(dead_steps, grad_steps)
+    by_dead = dict(zip(dead_steps.tolist(), dead_values.tolist()))
+    by_grad = dict(zip(grad_steps.tolist(), grad_values.tolist()))
+    first_dead = None
+    if deaths is not None:
+        first_dead = deaths.first_dead_step
+    elif np.any(dead_values > 0):
+        first_dead = int(dead_steps[np.flatnonzero(dead_values > 0)[0]])
+    return LayerSummary(
+        name=layer.name,
+        activation=layer.activation,
+        units=layer.units.units if layer.units is not None else None,
+        per_unit=deaths is not None,
+        dead_units=deaths.dead_units if deaths else (),
+        near_dead_units=deaths.near_dead_units if deaths else (),
+        revived_units=deaths.revived if deaths else (),
+        dead_fraction=float(dead_values[-1]) if len(dead_values) else None,
+        near_dead_fraction=float(deaths.near_dead_fraction[-1]) if deaths else None,
+        initial_dead_fraction=float(dead_values[0]) if len(dead_values) else None,
+        first_dead_step=first_dead,
+        last_grad_norm=_finite_or_none(grad_values[-1]) if len(grad_values) else None,
+        grad_status=_layer_grad_status(layer, diagnosis.findings),
+        steps=tuple(int(step) for step in steps),
+        dead_fraction_by_step=tuple(by_dead.get(step) for step in steps.tolist()),
+        grad_norm_by_step=tuple(
+            _finite_or_none(by_grad[step]) if step in by_grad else None for step in steps.tolist()
+        ),
+    )
+
+
+def _run_gradient_status(layers: tuple[LayerSummary, ...]) -> str:
+    statuses = {layer.grad_status for layer in layers}
+    for status in ("nan", "exploding", "vanishing", "ok", "zero"):
+        if status in statuses:
+            return status
+    return "unknown"
+
+
+def report_run(run: Run, thresholds: Thresholds = Thresholds()) -> RunReport:
+    """Diagnose one run that has been read."""
+    diagnosis = diagnose(run, thresholds)
+    layers = tuple(_summarize_layer(layer, diagnosis) for layer in diagnosis.layers)
+    return RunReport(
+        run=run.path,
+        verdict=diagnosis.verdict,
+        problems=diagnosis.problems,
+        findings=diagnosis.findings,
+        layers=layers,
+        gradient_status=_run_gradient_status(layers),
+        step_unit=run.step_unit,
+        loss_tag=diagnosis.loss_tag,
+        truncated=bool(run.truncated_files),
+        truncated_files=run.truncated_files,
+        warnings=run.warnings,
+    )
+
+
+def build_report(
+    logdir: str | os.PathLike | Logdir,
+    *,
+    dead_threshold: float = 0.5,
+    run_glob: str | None = None,
+    **thresholds: float,
+) -> Report:
+    """Read ``logdir`` (a path, or a ``Logdir`` already read) and diagnose every run.
+
+    ``dead_threshold`` is the dead share that flags a layer; ``run_glob`` keeps
+    runs whose relative path matches (``"*/train"``); other keyword arguments
+    are the rule thresholds of :class:`keras_relu_doctor.diagnose.Thresholds`
+    (``grad_floor``, ``grad_ceiling``, ``span_orders``, ``saturated_share``,
+    ``plateau_change``, ``spike_rise``). Runs are read one at a time, so
+    memory holds one run's series.
+
+    Raises a ``ReluDoctorError`` subclass for a missing or empty logdir,
+    unreadable files or a bad option.
+    """
+    options = Thresholds.from_options(dead_threshold=dead_threshold, **thresholds)
+    if isinstance(logdir, Logdir):
+        from fnmatch import fnmatchcase
+
+        runs = (run for run in logdir.runs if run_glob is None or fnmatchcase(run.path, run_glob))
+        path = logdir.path
+    else:
+        runs, path = iter_runs(logdir, run_glob), os.fspath(logdir)
+    reports = tuple(report_run(run, options) for run in runs)
+    return Report(logdir=path, runs=reports, thresholds=asdict(options))
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return _finite_or_none(value)
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        return _json_ready(value.item())
+    return value
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """The JSON document of ``report`` (schema ``keras_relu_doctor.report/1``): ``asdict``
+    with NaN/Inf turned into null. ``last_grad_norm`` is the layer's last gradient norm.
+    """
+    document = asdict(report)
+    document = {"schema": document.pop("schema"), **document}
+    return _json_ready(document)
