@@ -27,9 +27,13 @@ def _print_tables(console: Console, summary: ReplaySummary) -> None:
 
     from keras_relu_doctor.replay.summary import CLAIM_COLUMNS, SETTING_COLUMNS, claim_cells, setting_cells
 
-    settings = Table(title="Replay: one row per setting (means over seeds)", title_justify="left")
+    settings = Table(
+        title="Replay, one row per setting: seeds where units died, mean share of dead hidden units, "
+        "the report's gradients and verdict",
+        title_justify="left",
+    )
     for column in SETTING_COLUMNS:
-        settings.add_column(column, overflow="fold")
+        settings.add_column(column, no_wrap=column == "setting", overflow="fold")
     for row in summary.settings:
         settings.add_row(*setting_cells(row))
     claims = Table(title="The article's claims", title_justify="left", show_lines=True)

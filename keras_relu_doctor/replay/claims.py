@@ -51,10 +51,10 @@ PARTLY = "partly"
 NOT_REPRODUCED = "not reproduced"
 NOT_TESTED = "not tested"
 
-# The report's gradient statuses (see summary.gradient_status).
+# The report's run-level gradient statuses (``RunReport.gradient_status``).
 GRADIENTS_VANISHING = "vanishing"
 GRADIENTS_ZERO = "zero"
-GRADIENTS_UNKNOWN = ("", "n/a")
+GRADIENTS_UNKNOWN = ("", "n/a", "unknown")
 
 # A run's answer to one part: True/False, or None when it cannot tell (no report).
 Check = Callable[[RunResult], "bool | None"]

@@ -25,8 +25,6 @@ from keras_relu_doctor.tags import TRAIN_SUBDIR
 
 SUMMARY_MD = "summary.md"
 SUMMARY_JSON = "summary.json"
-# A layer whose last gradient norm is below this has, for the optimiser, stopped.
-ZERO_GRAD_NORM = 1e-12
 
 
 @dataclass(frozen=True)
@@ -89,22 +87,6 @@ def _run_name(report_run: str) -> str:
     return report_run.split("/")[0]
 
 
-def gradient_status(run_report: Any) -> str:
-    """``exploding`` / ``vanishing`` (the report's findings), ``zero`` (a hidden layer's
-    last gradient norm is ~0, as behind dead units), else ``ok``."""
-    from keras_relu_doctor.diagnose.findings import EXPLODING_GRADIENTS, VANISHING_GRADIENTS
-
-    kinds = {finding.kind for finding in run_report.findings if finding.problem}
-    if EXPLODING_GRADIENTS in kinds:
-        return "exploding"
-    if VANISHING_GRADIENTS in kinds:
-        return "vanishing"
-    norms = [layer.last_grad_norm for layer in run_report.layers if layer.name.startswith("dense_")]
-    if any(norm is not None and norm < ZERO_GRAD_NORM for norm in norms):
-        return "zero"
-    return "ok"
-
-
 def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[RunResult, ...]:
     """The results with the report's verdict, gradient status and problems filled in."""
     from keras_relu_doctor.report import build_report
@@ -122,8 +104,8 @@ def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[Run
             replace(
                 run,
                 verdict=run_report.verdict,
-                gradient_status=gradient_status(run_report),
-                problems=tuple(str(problem) for problem in getattr(run_report, "problems", ())),
+                gradient_status=run_report.gradient_status,
+                problems=tuple(run_report.problems),
             )
         )
     return tuple(attached)
@@ -133,9 +115,9 @@ def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[Run
 SETTING_COLUMNS = (
     "setting",
     "seeds",
-    "units died",
-    "dead (epoch 1)",
-    "dead (last)",
+    "died",
+    "dead ep 1",
+    "dead last",
     "gradients",
     "train loss",
     "val loss",

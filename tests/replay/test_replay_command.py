@@ -1,0 +1,123 @@
+"""A tiny grid through the real ``relu-doctor replay`` command (trains real models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from keras_relu_doctor.cli.main import main
+from keras_relu_doctor.replay.data import make_data
+from keras_relu_doctor.replay.results import DEAD_LAYER_FRACTION
+from keras_relu_doctor.replay.train import MODEL_FILE, RESULT_FILE, RUN_FILE, load_result
+
+# The negative initializer gives both outcomes in two runs: the 1-layer net lives,
+# the 3-layer net's layers 2 and 3 die at once (positive inputs x negative weights).
+TINY = ["--only", "relu-negative-d*", "--seeds", "1", "--epochs", "2", "--samples", "400"]
+RUNS = ("relu-negative-d1-s0", "relu-negative-d3-s0")
+
+
+def replay(*args: str):
+    return CliRunner().invoke(main, ["replay", *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_replay(tmp_path_factory) -> Path:
+    logdir = tmp_path_factory.mktemp("replay") / "logs"
+    outcome = replay(str(logdir), *TINY, "--jobs", "1")
+    assert outcome.exit_code == 0, outcome.output
+    return logdir
+
+
+@pytest.mark.slow
+def test_every_run_is_written_with_model_settings_and_events(tiny_replay):
+    for name in RUNS:
+        run_dir = tiny_replay / name
+        assert (run_dir / MODEL_FILE).is_file()
+        assert json.loads((run_dir / RUN_FILE).read_text())["initializer"] == "negative"
+        assert list((run_dir / "train").glob("events.out.tfevents.*"))
+    summary = json.loads((tiny_replay / "summary.json").read_text())
+    assert [row["setting"] for row in summary["settings"]] == ["relu-negative-d1", "relu-negative-d3"]
+    assert [claim["claim"] for claim in summary["claims"]] == [1, 2, 3, 4, 5, 6]
+    markdown = (tiny_replay / "summary.md").read_text()
+    assert "| relu-negative-d3 | 1 | 1/1 |" in markdown
+    assert "The article's claims" in markdown
+
+
+@pytest.mark.slow
+def test_report_verdict_agrees_with_dead_units_measured_on_the_saved_model(tiny_replay):
+    import keras
+
+    from keras_relu_doctor.replay.model import dead_fractions
+
+    summary = json.loads((tiny_replay / "summary.json").read_text())
+    verdicts = {run["spec"]["activation"] + str(run["spec"]["depth"]): run["verdict"] for run in summary["runs"]}
+    assert verdicts == {"relu1": "healthy", "relu3": "dying_relu"}
+    for run in summary["runs"]:
+        name = f"relu-negative-d{run['spec']['depth']}-s0"
+        result = load_result(tiny_replay / name)
+        data = make_data(result.spec.samples, target=result.spec.target)
+        x_probe, _ = data.probe(result.spec.probe_samples)
+        measured = dead_fractions(keras.saving.load_model(tiny_replay / name / MODEL_FILE), x_probe)
+        assert measured == result.dead_last
+        dying = max(measured.values()) >= DEAD_LAYER_FRACTION
+        assert (run["verdict"] == "dying_relu") == dying, (name, measured, run["verdict"])
+
+
+@pytest.mark.slow
+def test_same_command_gives_the_same_numbers_in_worker_processes(tiny_replay, tmp_path):
+    outcome = replay(str(tmp_path / "again"), *TINY, "--jobs", "2")
+    assert outcome.exit_code == 0, outcome.output
+    first = json.loads((tiny_replay / "summary.json").read_text())
+    second = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert second == first
+
+
+@pytest.mark.slow
+def test_rerun_into_the_same_logdir_reuses_finished_runs(tiny_replay):
+    before = {name: (tiny_replay / name / RESULT_FILE).stat().st_mtime_ns for name in RUNS}
+    outcome = replay(str(tiny_replay), *TINY, "--jobs", "1")
+    assert outcome.exit_code == 0, outcome.output
+    assert before == {name: (tiny_replay / name / RESULT_FILE).stat().st_mtime_ns for name in RUNS}
+
+
+def test_a_folder_holding_something_else_is_refused_and_kept(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    outcome = CliRunner().invoke(main, ["replay", str(tmp_path), *TINY])
+    assert outcome.exit_code == 2
+    assert "not empty and holds no replay" in outcome.output
+    assert "Traceback" not in outcome.output
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_half_written_run_is_refused_not_deleted(tmp_path):
+    (tmp_path / "replay.json").write_text("{}")
+    half = tmp_path / "relu-negative-d1-s0"
+    (half / "train").mkdir(parents=True)
+    outcome = CliRunner().invoke(main, ["replay", str(tmp_path), *TINY])
+    assert outcome.exit_code == 2
+    assert "is incomplete" in outcome.output
+    assert (half / "train").is_dir()
+
+
+def test_a_run_trained_with_other_settings_is_refused(tmp_path):
+    (tmp_path / "replay.json").write_text("{}")
+    other = tmp_path / "relu-negative-d1-s0"
+    other.mkdir()
+    (other / RUN_FILE).write_text(json.dumps({"activation": "relu", "epochs": 99}))
+    outcome = CliRunner().invoke(main, ["replay", str(tmp_path), *TINY])
+    assert outcome.exit_code == 2
+    assert "other settings" in outcome.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--preset", "huge"], ["--only", "nothing-like-this"], ["--seeds", "0"], ["--jobs", "0"]],
+)
+def test_bad_options_exit_2_with_one_line(tmp_path, args):
+    outcome = CliRunner().invoke(main, ["replay", str(tmp_path / "new"), *args])
+    assert outcome.exit_code == 2
+    assert outcome.output.count("\n") == 1 and outcome.output.startswith("relu-doctor replay: ")
+    assert not (tmp_path / "new").exists()

@@ -1,0 +1,77 @@
+"""The grid: names, sizes, --only, and bad options (no TensorFlow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from keras_relu_doctor.errors import BadOption, ReluDoctorError
+from keras_relu_doctor.replay.grid import (
+    ACTIVATIONS,
+    DEPTHS,
+    HELP_VARIANTS,
+    INITIALIZERS,
+    MORE_DATA_FACTOR,
+    MORE_EPOCHS_FACTOR,
+    PRESETS,
+    ReplayOptions,
+    build_grid,
+)
+
+
+def test_quick_grid_covers_the_article_and_the_help_checks():
+    grid = build_grid("quick")
+    settings = {spec.setting for spec in grid}
+    expected = len(DEPTHS) * len(INITIALIZERS) * len(ACTIVATIONS) + len(DEPTHS) + len(HELP_VARIANTS)
+    assert len(settings) == expected == 53
+    assert len(grid) == expected * PRESETS["quick"].seeds
+    assert len({spec.name for spec in grid}) == len(grid)
+    selu = [spec for spec in grid if spec.activation == "selu"]
+    assert {(spec.initializer, spec.dropout) for spec in selu} == {("lecun_normal", "alpha_dropout")}
+
+
+def test_help_checks_change_one_thing_of_the_dying_model():
+    base, more_data, dropout, more_epochs = build_grid("quick", only="relu-random_uniform-d1*", seeds=1)
+    assert base.variant == "base"
+    assert more_data.samples == base.samples * MORE_DATA_FACTOR
+    assert more_epochs.epochs == base.epochs * MORE_EPOCHS_FACTOR
+    assert (dropout.dropout, dropout.samples, dropout.epochs) == ("dropout", base.samples, base.epochs)
+
+
+def test_full_preset_is_the_article_scale():
+    spec = build_grid("full", only="relu-he_normal-d1", seeds=1)[0]
+    assert spec.samples == 200_000
+
+
+def test_overrides_and_only_as_substring_or_glob():
+    grid = build_grid("quick", only="d3", seeds=3, epochs=2, samples=300, target="random-labels")
+    assert {spec.depth for spec in grid} == {3}
+    assert {spec.seed for spec in grid} == {0, 1, 2}
+    assert {(spec.epochs, spec.samples, spec.target) for spec in grid if spec.variant == "base"} == {
+        (2, 300, "random-labels")
+    }
+    assert [spec.setting for spec in build_grid("quick", only="tanh-he_*-d1", seeds=1)] == [
+        "tanh-he_normal-d1",
+        "tanh-he_uniform-d1",
+    ]
+
+
+def test_options_object_builds_the_same_grid():
+    assert ReplayOptions(only="selu", seeds=2).grid() == build_grid("quick", only="selu", seeds=2)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"preset": "huge"}, "unknown preset 'huge'"),
+        ({"only": "no-such-setting"}, "matches no setting"),
+        ({"seeds": 0}, "--seeds must be at least 1"),
+        ({"epochs": -1}, "--epochs must be at least 1"),
+        ({"samples": 5}, "--samples must be at least 10"),
+        ({"target": "cats"}, "unknown target 'cats'"),
+    ],
+)
+def test_bad_options_raise_one_line_errors(options, message):
+    with pytest.raises(BadOption, match=message) as raised:
+        build_grid(**options)
+    assert isinstance(raised.value, ReluDoctorError)
+    assert "\n" not in str(raised.value)
