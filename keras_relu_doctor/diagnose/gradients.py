@@ -80,12 +80,14 @@ def vanishing_gradients(
         return None
     onset = int(steps[np.flatnonzero(too_small.any(axis=1))[0]])
     last = norms[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        orders_below = float(np.log10(last[-1] / max(np.nanmin(last[keep]), 1e-45)))
     evidence = {
         "layers": affected,
         "grad_norms": {layer.name: float(norm) for layer, norm in zip(measured, last)},
         "floor": floor,
         "span_orders": span_orders,
-        "orders_below_output_layer": float(np.log10(last[-1] / max(np.nanmin(last[keep]), 1e-45))),
+        "orders_below_output_layer": orders_below,
         "estimated_from_histograms": any(layer.grad_norm_estimated for layer in measured),
     }
     activations = {layer.activation for layer in measured if layer.name in affected}

@@ -121,6 +121,18 @@ class _Units:
         )
 
 
+def _plugin_by_tag(tag: str, tensor) -> str:
+    """The plugin of a tensor whose metadata was lost with a damaged first record."""
+    if not tensor.tensor_shape.dim:
+        return SCALARS_PLUGIN
+    parsed = parse_tag(tag)
+    if parsed is None:
+        return ""
+    if parsed[1] == UNITS:
+        return PLUGIN_NAME
+    return HISTOGRAMS_PLUGIN if len(tensor.tensor_shape.dim) == 2 else ""
+
+
 class _RunReader:
     """Dispatches each summary value to the accumulator of its tag."""
 
@@ -179,7 +191,9 @@ class _RunReader:
 
     def _tensor(self, tag: str, step: int, tensor) -> None:
         plugin, content = self.plugins.get(tag, ("", b""))
-        if plugin == SCALARS_PLUGIN or (not plugin and not tensor.tensor_shape.dim):
+        if not plugin:
+            plugin = _plugin_by_tag(tag, tensor)
+        if plugin == SCALARS_PLUGIN:
             values = tensor_to_array(tensor)
             if values.size == 1 and values.dtype != object:
                 self._scalar(tag, step, float(values.reshape(())))

@@ -15,6 +15,8 @@ from keras_relu_doctor import tags
 from keras_relu_doctor.errors import ReluDoctorError
 from keras_relu_doctor.events import read_logdir
 from keras_relu_doctor.events.writer import EventWriter
+from keras_relu_doctor.diagnose import VERDICTS
+from keras_relu_doctor.report import build_report
 
 METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu")
 
@@ -71,9 +73,11 @@ def test_damaged_files_raise_only_our_errors(scratch, data):
         stream.write(data)
     try:
         logdir = read_logdir(scratch)
+        report = build_report(logdir)
     except ReluDoctorError:
         return
     run = logdir.runs[0]
     assert run.records > 0
     for series in run.units.values():
         assert series.max_abs_output.shape[0] == series.steps.shape[0]
+    assert report.runs[0].verdict in VERDICTS
