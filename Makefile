@@ -16,8 +16,17 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 install: $(BIN)/.installed
 
+# The replay's quick preset (reuses finished runs when DEMO_LOGDIR already holds them),
+# the report of the article's two ReLU models on the terminal, all runs' report as HTML.
+DEMO_PRESET ?= quick
+DEMO_REPORT_RUNS ?= relu-random_uniform-d?-s0/train
+
 demo: install
-	$(BIN)/python -m keras_relu_doctor.demo $(DEMO_LOGDIR)
+	$(BIN)/relu-doctor replay $(DEMO_LOGDIR) --preset $(DEMO_PRESET)
+	$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '*/train' --format html -o $(DEMO_LOGDIR)/report.html
+	$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '$(DEMO_REPORT_RUNS)'
+	@echo "Tables: $(DEMO_LOGDIR)/summary.md   all runs' report: $(DEMO_LOGDIR)/report.html"
+	@echo "Browse the runs: $(BIN)/tensorboard --logdir $(DEMO_LOGDIR)"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -99,6 +99,8 @@ def dead_fractions(
     """
     names, outputs_model = probe_model or hidden_outputs(model)
     outputs = outputs_model(x_probe, training=False)
+    if len(names) == 1:  # a functional model with one output returns it bare, not in a list
+        outputs = [outputs]
     fractions = {}
     for name, values in zip(names, outputs):
         max_abs = np.max(np.abs(np.asarray(values)), axis=0)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_relu_doctor.replay.claims import ClaimResult, evaluate_claims
+from keras_relu_doctor.replay.model import HIDDEN_LAYER
 from keras_relu_doctor.replay.results import SCHEMA_VERSION, RunResult, network_dead_fraction
 from keras_relu_doctor.tags import TRAIN_SUBDIR
 
@@ -87,6 +88,24 @@ def _run_name(report_run: str) -> str:
     return report_run.split("/")[0]
 
 
+# Worst first: a hidden layer with no gradient matters more than a healthy head.
+GRADIENT_STATUS_ORDER = ("nan", "exploding", "vanishing", "zero", "ok")
+
+
+def hidden_gradient_status(layers: Sequence[Any]) -> str:
+    """The worst gradient status (the report's, per layer) of the hidden Dense layers.
+
+    The report's run-level status lets a healthy output layer stand for the run;
+    the replay asks about the hidden layers, where units die.
+
+    >>> from types import SimpleNamespace as Layer
+    >>> hidden_gradient_status([Layer(name="dense_1", grad_status="zero"), Layer(name="output", grad_status="ok")])
+    'zero'
+    """
+    statuses = {layer.grad_status for layer in layers if HIDDEN_LAYER.fullmatch(layer.name)}
+    return next((status for status in GRADIENT_STATUS_ORDER if status in statuses), "unknown")
+
+
 def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[RunResult, ...]:
     """The results with the report's verdict, gradient status and problems filled in."""
     from keras_relu_doctor.report import build_report
@@ -104,7 +123,7 @@ def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[Run
             replace(
                 run,
                 verdict=run_report.verdict,
-                gradient_status=run_report.gradient_status,
+                gradient_status=hidden_gradient_status(run_report.layers),
                 problems=tuple(run_report.problems),
             )
         )

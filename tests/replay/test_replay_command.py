@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -51,19 +52,35 @@ def test_report_verdict_agrees_with_dead_units_measured_on_the_saved_model(tiny_
     import keras
 
     from keras_relu_doctor.replay.model import dead_fractions
+    from keras_relu_doctor.report import build_report
 
+    report = build_report(tiny_replay, run_glob="*/train")
     summary = json.loads((tiny_replay / "summary.json").read_text())
-    verdicts = {run["spec"]["activation"] + str(run["spec"]["depth"]): run["verdict"] for run in summary["runs"]}
-    assert verdicts == {"relu1": "healthy", "relu3": "dying_relu"}
-    for run in summary["runs"]:
-        name = f"relu-negative-d{run['spec']['depth']}-s0"
+    verdicts = {run["spec"]["depth"]: run["verdict"] for run in summary["runs"]}
+    assert verdicts == {1: "healthy", 3: "dying_relu"}
+    for name in RUNS:
         result = load_result(tiny_replay / name)
-        data = make_data(result.spec.samples, target=result.spec.target)
-        x_probe, _ = data.probe(result.spec.probe_samples)
+        x_probe, _ = make_data(result.spec.samples, target=result.spec.target).probe(result.spec.probe_samples)
         measured = dead_fractions(keras.saving.load_model(tiny_replay / name / MODEL_FILE), x_probe)
         assert measured == result.dead_last
+        run_report = report.run(f"{name}/train")
+        assert {layer: run_report.layer(layer).dead_fraction for layer in measured} == measured
         dying = max(measured.values()) >= DEAD_LAYER_FRACTION
-        assert (run["verdict"] == "dying_relu") == dying, (name, measured, run["verdict"])
+        assert (run_report.verdict == "dying_relu") == dying, (name, measured, run_report.verdict)
+
+
+def test_dead_units_of_a_one_layer_model_are_counted_per_unit():
+    import keras
+
+    from keras_relu_doctor.replay.model import dead_fractions
+
+    inputs = keras.Input(shape=(4,))
+    dense = keras.layers.Dense(4, activation="relu", name="dense_1")
+    model = keras.Model(inputs, keras.layers.Dense(1, name="output")(dense(inputs)))
+    x_probe = make_data(100).x_train  # all inputs negative
+    # Units 0 and 1 have weights > 0 (output 0 on negative inputs), units 2 and 3 < 0.
+    dense.kernel.assign(np.array([[1.0, 0.5, -1.0, -0.5]] * 4, dtype="float32"))
+    assert dead_fractions(model, x_probe) == {"dense_1": 0.5}
 
 
 @pytest.mark.slow
