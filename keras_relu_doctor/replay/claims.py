@@ -97,7 +97,7 @@ def _max_dead(per_layer: dict[str, float]) -> float:
 
 
 def dead_after_first_epoch(run: RunResult) -> bool:
-    return _max_dead(run.dead_first) >= DEAD_LAYER_FRACTION
+    return _max_dead(run.dead_first) > DEAD_LAYER_FRACTION
 
 
 def alive_after_first_epoch(run: RunResult) -> bool:

@@ -11,8 +11,8 @@ from typing import Any
 from keras_relu_doctor.replay.grid import RunSpec
 
 SCHEMA_VERSION = 1
-# A layer with at least this share of dead units counts as dead: the report's
-# default ``dead_threshold`` (SageMaker's dead_relu rule and TheDeepChecker flag >50%).
+# A layer with more than this share of dead units counts as dead, as the report's
+# default ``dead_threshold`` decides it (SageMaker's dead_relu and TheDeepChecker flag >50%).
 DEAD_LAYER_FRACTION = 0.5
 
 
@@ -26,7 +26,7 @@ class RunResult:
     events and are empty until :func:`keras_relu_doctor.replay.summary.attach_report`.
 
     >>> result = RunResult(spec=RunSpec("relu", "he_normal", 1, 0), dead_first={"dense_1": 0.0},
-    ...                    dead_last={"dense_1": 0.5}, train_loss=(0.5, 0.1), val_loss=(0.4, 0.1),
+    ...                    dead_last={"dense_1": 0.75}, train_loss=(0.5, 0.1), val_loss=(0.4, 0.1),
     ...                    baseline_val_loss=0.6)
     >>> result.died, round(result.loss_ratio, 3)
     (True, 0.167)
@@ -45,8 +45,8 @@ class RunResult:
 
     @property
     def died(self) -> bool:
-        """Some hidden layer had at least half of its units dead at the last epoch."""
-        return max(self.dead_last.values(), default=0.0) >= DEAD_LAYER_FRACTION
+        """Some hidden layer had more than half of its units dead at the last epoch."""
+        return max(self.dead_last.values(), default=0.0) > DEAD_LAYER_FRACTION
 
     @property
     def loss_ratio(self) -> float:

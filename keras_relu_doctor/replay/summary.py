@@ -32,8 +32,8 @@ SUMMARY_JSON = "summary.json"
 class SettingRow:
     """One row of the comparison table: a setting over its seeds.
 
-    ``died``: seeds in which some hidden layer had >= half its units dead at the
-    last epoch. ``dead_first``/``dead_last``: mean over seeds of the share of all
+    ``died``: seeds in which some hidden layer had more than half its units dead
+    at the last epoch. ``dead_first``/``dead_last``: mean over seeds of the share of all
     hidden units that are dead after the first/last epoch. Losses are means.
     ``gradients`` and ``verdict``: the report's, the most common over seeds
     (``"dying_relu 1/2"`` when seeds disagree).
