@@ -79,23 +79,24 @@ def _report(
     write_tensorboard: bool,
 ) -> set[str]:
     from keras_relu_doctor.errors import BadOption
-    from keras_relu_doctor.render import RENDERERS, write_tensorboard_text
+    from keras_relu_doctor.render import RENDERERS, write_json, write_tensorboard_text
     from keras_relu_doctor.report import build_report
 
     result = build_report(logdir, dead_threshold=dead_threshold, run_glob=run_glob)
-    if output_format == "text":
-        color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        rendered = RENDERERS["text"](result, color=color)
-    else:
-        rendered = RENDERERS[output_format](result)
-    if output is None:
-        click.echo(rendered, nl=False)
-    else:
-        try:
-            with open(output, "w", encoding="utf-8") as stream:
-                stream.write(rendered)
-        except OSError as error:
-            raise BadOption(f"--output {output!r}: cannot write ({error.strerror}); choose a writable path") from None
+    color = output is None and output_format == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    try:
+        stream = open(output, "w", encoding="utf-8") if output is not None else click.get_text_stream("stdout")
+    except OSError as error:
+        raise BadOption(f"--output {output!r}: cannot write ({error.strerror}); choose a writable path") from None
+    try:
+        if output_format == "json":
+            write_json(result, stream)  # streamed: a report of many runs stays small in memory
+        else:
+            options = {"color": color} if output_format == "text" else {}
+            stream.write(RENDERERS[output_format](result, **options))
+    finally:
+        if output is not None:
+            stream.close()
     if write_tensorboard:
         written = write_tensorboard_text(result)
         click.echo(f"wrote the report as a TensorBoard text summary to {len(written)} run(s)", err=True)

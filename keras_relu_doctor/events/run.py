@@ -9,15 +9,17 @@
 from __future__ import annotations
 
 import os
+import struct
 from array import array
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
 from keras_relu_doctor.errors import UnreadableEventFile
-from keras_relu_doctor.events.framing import iter_records
+from keras_relu_doctor.events.framing import iter_batches
 from keras_relu_doctor.events.histograms import STAT_NAMES, bucket_stats, legacy_buckets, pad_and_stack
 from keras_relu_doctor.events.series import HistogramSeries, Run, ScalarSeries, UnitsSeries
 from keras_relu_doctor.events.tensors import tensor_to_array
@@ -33,8 +35,14 @@ from keras_relu_doctor.tags import (
 
 # Histograms are reduced to statistics in batches of this many per tag, so
 # numpy's per-call cost is paid once per batch and memory stays bounded.
-HISTOGRAM_BATCH = 64
+HISTOGRAM_BATCH = 128
 _EXACT_NONE = (np.nan,) * 5
+_DT_FLOAT, _DT_DOUBLE = 1, 2  # tensorboard/compat/proto/types.proto
+_unpack_float = struct.Struct("<f").unpack
+
+
+def _ignore(step: int, value: Any) -> None:
+    """Sink of tags the report does not read (images, text, ...)."""
 
 
 def _keep_last_per_step(steps: np.ndarray) -> np.ndarray:
@@ -54,6 +62,16 @@ class _Scalars:
         self.steps.append(step)
         self.values.append(value)
 
+    def add_tensor(self, step: int, tensor) -> None:
+        content = tensor.tensor_content
+        if tensor.dtype == _DT_FLOAT and len(content) == 4:
+            self.steps.append(step)
+            self.values.append(_unpack_float(content)[0])
+            return
+        values = tensor_to_array(tensor)
+        if values.size == 1 and values.dtype != object:
+            self.add(step, float(values.reshape(())))
+
     def finish(self) -> ScalarSeries:
         steps = np.frombuffer(self.steps, dtype=np.int64) if self.steps else np.zeros(0, np.int64)
         values = np.frombuffer(self.values, dtype=np.float64) if self.values else np.zeros(0)
@@ -68,15 +86,33 @@ class _Histograms:
         self.pending_exact: list[tuple[float, ...]] = []
         self.reduced: list[dict[str, np.ndarray]] = []
 
-    def add(self, step: int, buckets: np.ndarray, exact: tuple[float, ...] = _EXACT_NONE) -> None:
+    def add(self, step: int, buckets: np.ndarray | bytes, exact: tuple[float, ...] = _EXACT_NONE) -> None:
+        """Add ``[k, 3]`` buckets, or their float64 little-endian bytes (decoded per batch)."""
         self.steps.append(step)
         self.pending.append(buckets)
         self.pending_exact.append(exact)
         if len(self.pending) >= HISTOGRAM_BATCH:
             self._reduce()
 
+    def add_tensor(self, step: int, tensor) -> None:
+        content = tensor.tensor_content
+        dims = tensor.tensor_shape.dim
+        if tensor.dtype == _DT_DOUBLE and len(dims) == 2 and dims[1].size == 3 and len(content) == 24 * dims[0].size:
+            self.add(step, content)
+            return
+        buckets = tensor_to_array(tensor).astype(np.float64)
+        if buckets.ndim != 2 or buckets.shape[1] != 3:
+            raise ValueError(f"histogram tensor of shape {buckets.shape}")
+        self.add(step, buckets)
+
+    def _decoded(self) -> np.ndarray:
+        if all(isinstance(item, bytes) for item in self.pending) and len({len(item) for item in self.pending}) == 1:
+            return np.frombuffer(b"".join(self.pending), dtype="<f8").reshape(len(self.pending), -1, 3)
+        items = [np.frombuffer(item, "<f8").reshape(-1, 3) if isinstance(item, bytes) else item for item in self.pending]
+        return pad_and_stack(items)
+
     def _reduce(self) -> None:
-        stats = bucket_stats(pad_and_stack(self.pending))
+        stats = bucket_stats(self._decoded())
         # Legacy protos carry exact min, max, count and moments: prefer them.
         exact = np.array(self.pending_exact, dtype=np.float64)
         has_exact = ~np.isnan(exact[:, 2])
@@ -106,17 +142,31 @@ class _Histograms:
 class _Units:
     metadata: UnitsMetadata
     steps: list[int] = field(default_factory=list)
-    records: list[np.ndarray] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)
+    units: int | None = None
+
+    def add_tensor(self, step: int, tensor) -> None:
+        rows = len(self.metadata.rows)
+        dims = tuple(dim.size for dim in tensor.tensor_shape.dim)
+        if len(dims) != 2 or dims[0] != rows or (self.units is not None and dims[1] != self.units):
+            raise ValueError(f"per-unit record of shape {dims}, expected ({rows}, {self.units or 'units'})")
+        content = tensor.tensor_content
+        if tensor.dtype != _DT_FLOAT or len(content) != 4 * rows * dims[1]:
+            content = tensor_to_array(tensor).astype("<f4").tobytes()
+        self.units = dims[1]
+        self.steps.append(step)
+        self.records.append(content)
 
     def finish(self) -> UnitsSeries:
         steps = np.asarray(self.steps, dtype=np.int64)
         keep = _keep_last_per_step(steps)
-        stacked = np.stack(self.records)[keep].astype(np.float32)
-        rows = {name: index for index, name in enumerate(self.metadata.rows)}
+        rows = len(self.metadata.rows)
+        stacked = np.frombuffer(b"".join(self.records), dtype="<f4").reshape(len(self.records), rows, -1)[keep]
+        index = {name: position for position, name in enumerate(self.metadata.rows)}
         return UnitsSeries(
             steps=steps[keep],
-            active_fraction=stacked[:, rows["active_fraction"], :],
-            max_abs_output=stacked[:, rows["max_abs_output"], :],
+            active_fraction=stacked[:, index["active_fraction"], :].astype(np.float32),
+            max_abs_output=stacked[:, index["max_abs_output"], :].astype(np.float32),
             metadata=self.metadata,
         )
 
@@ -141,8 +191,9 @@ class _RunReader:
         self.histograms: dict[str, _Histograms] = {}
         self.units: dict[str, _Units] = {}
         self.layers: dict[str, None] = {}
-        # Plugin metadata is written with a tag's first value only.
-        self.plugins: dict[str, tuple[str, bytes]] = {}
+        # Plugin metadata may come with a tag's first value only, so the first
+        # value decides where all of the tag's values go.
+        self.sinks: dict[str, Callable[[int, Any], None]] = {}
         self.warnings: list[str] = []
         self.records = 0
 
@@ -156,19 +207,19 @@ class _RunReader:
                 f"cannot open event file {name!r} ({error.strerror}): check its permissions"
             ) from None
         with stream:
-            records, notes = iter_records(stream, name, size)
+            batches, notes = iter_batches(stream, name, size)
             read = 0
-            for record in records:
-                try:
-                    event = event_pb2.Event.FromString(record.payload)
-                    if event.HasField("summary"):
-                        self._event(event)
-                except (DecodeError, ValueError, TypeError, KeyError, IndexError, RuntimeWarning) as error:
-                    self.warnings.append(
-                        f"{name}: record at offset {record.offset} does not parse ({type(error).__name__}); skipped it"
-                    )
-                    continue
-                read += 1
+            parse = event_pb2.Event.FromString
+            for offsets, payloads in batches:
+                for offset, payload in zip(offsets, payloads):
+                    try:
+                        self._event(parse(payload))
+                    except (DecodeError, ValueError, TypeError, KeyError, IndexError, RuntimeWarning) as error:
+                        self.warnings.append(
+                            f"{name}: record at offset {offset} does not parse ({type(error).__name__}); skipped it"
+                        )
+                        continue
+                    read += 1
         self.warnings.extend(notes.skipped)
         self.records += read
         return notes.truncated_at, read
@@ -177,59 +228,55 @@ class _RunReader:
         step = event.step
         for value in event.summary.value:
             tag = value.tag
-            if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
-                plugin_data = value.metadata.plugin_data
-                self.plugins[tag] = (plugin_data.plugin_name, plugin_data.content)
-            kind = value.WhichOneof("value")
-            if kind == "simple_value":
-                self._scalar(tag, step, value.simple_value)
-            elif kind == "histo":
-                buckets, exact = legacy_buckets(value.histo)
-                self._histogram(tag, step, buckets, exact)
-            elif kind == "tensor":
-                self._tensor(tag, step, value.tensor)
+            sink = self.sinks.get(tag)
+            if sink is None:
+                sink = self._sink(tag, value)
+                if sink is None:
+                    continue
+            sink(step, value)
 
-    def _tensor(self, tag: str, step: int, tensor) -> None:
-        plugin, content = self.plugins.get(tag, ("", b""))
-        if not plugin:
-            plugin = _plugin_by_tag(tag, tensor)
-        if plugin == SCALARS_PLUGIN:
-            values = tensor_to_array(tensor)
-            if values.size == 1 and values.dtype != object:
-                self._scalar(tag, step, float(values.reshape(())))
-        elif plugin == HISTOGRAMS_PLUGIN:
-            buckets = tensor_to_array(tensor).astype(np.float64)
-            if buckets.ndim != 2 or buckets.shape[1] != 3:
-                raise ValueError(f"histogram tensor of shape {buckets.shape}")
-            self._histogram(tag, step, buckets)
-        elif plugin == PLUGIN_NAME:
-            parsed = parse_tag(tag)
-            if parsed and parsed[1] == UNITS:
-                self._units(parsed[0], step, tensor_to_array(tensor), content)
+    def _sink(self, tag: str, value) -> Callable[[int, Any], None] | None:
+        """The function that files every later value of ``tag``; None to look again next time."""
+        kind = value.WhichOneof("value")
+        plugin, content = "", b""
+        if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
+            plugin, content = value.metadata.plugin_data.plugin_name, value.metadata.plugin_data.content
+        if kind == "simple_value":
+            scalars = self._series(tag, self.scalars, _Scalars)
+            sink = lambda step, value: scalars.add(step, value.simple_value)  # noqa: E731
+        elif kind == "histo":
+            histograms = self._series(tag, self.histograms, _Histograms)
+            sink = lambda step, value: histograms.add(step, *legacy_buckets(value.histo))  # noqa: E731
+        elif kind == "tensor":
+            plugin = plugin or _plugin_by_tag(tag, value.tensor)
+            if plugin == SCALARS_PLUGIN:
+                scalars = self._series(tag, self.scalars, _Scalars)
+                sink = lambda step, value: scalars.add_tensor(step, value.tensor)  # noqa: E731
+            elif plugin == HISTOGRAMS_PLUGIN:
+                histograms = self._series(tag, self.histograms, _Histograms)
+                sink = lambda step, value: histograms.add_tensor(step, value.tensor)  # noqa: E731
+            elif plugin == PLUGIN_NAME and (parsed := parse_tag(tag)) and parsed[1] == UNITS:
+                units = self._units_of(parsed[0], content)
+                sink = lambda step, value: units.add_tensor(step, value.tensor)  # noqa: E731
+            else:
+                sink = _ignore
+        else:
+            sink = _ignore
+        self.sinks[tag] = sink
+        return sink
 
-    def _scalar(self, tag: str, step: int, value: float) -> None:
+    def _series(self, tag: str, store: dict, kind: type) -> Any:
         self._note_layer(tag)
-        self.scalars.setdefault(tag, _Scalars()).add(step, value)
+        return store.setdefault(tag, kind())
 
-    def _histogram(self, tag: str, step: int, buckets: np.ndarray, exact: tuple[float, ...] = _EXACT_NONE) -> None:
-        self._note_layer(tag)
-        self.histograms.setdefault(tag, _Histograms()).add(step, buckets, exact)
-
-    def _units(self, layer: str, step: int, record: np.ndarray, content: bytes) -> None:
-        accumulator = self.units.get(layer)
-        if accumulator is None:
+    def _units_of(self, layer: str, content: bytes) -> _Units:
+        if layer not in self.units:
             metadata = UnitsMetadata.from_bytes(content) if content else UnitsMetadata(1e-6, "epoch")
             if "max_abs_output" not in metadata.rows or "active_fraction" not in metadata.rows:
                 raise ValueError(f"per-unit record rows {metadata.rows} lack {UNIT_ROWS}")
-            accumulator = self.units[layer] = _Units(metadata)
-        expected_rows = len(accumulator.metadata.rows)
-        if record.ndim != 2 or record.shape[0] != expected_rows:
-            raise ValueError(f"per-unit record of shape {record.shape}")
-        if accumulator.records and record.shape != accumulator.records[0].shape:
-            raise ValueError(f"per-unit record of shape {record.shape} after {accumulator.records[0].shape}")
+            self.units[layer] = _Units(metadata)
         self.layers.setdefault(layer, None)
-        accumulator.steps.append(step)
-        accumulator.records.append(record)
+        return self.units[layer]
 
     def _note_layer(self, tag: str) -> None:
         parsed = parse_tag(tag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TextIO
 
 from keras_relu_doctor.report import Report, report_to_dict
 
@@ -15,3 +16,16 @@ def render_json(report: Report, *, indent: int | None = 2) -> str:
     'keras_relu_doctor.report/1'
     """
     return json.dumps(report_to_dict(report), indent=indent, allow_nan=False) + "\n"
+
+
+def write_json(report: Report, stream: TextIO, *, indent: int | None = 2) -> None:
+    """Write the JSON document to ``stream`` piece by piece (no whole string in memory).
+
+    >>> import io
+    >>> from keras_relu_doctor.report import Report
+    >>> buffer = io.StringIO(); write_json(Report(logdir="runs", runs=()), buffer)
+    >>> json.loads(buffer.getvalue())["runs"]
+    []
+    """
+    json.dump(report_to_dict(report), stream, indent=indent, allow_nan=False)
+    stream.write("\n")
