@@ -167,7 +167,11 @@ class ReluDoctor(keras.callbacks.Callback):
         else:
             # Building creates trackers (variables), which a tf.function must not do.
             loss_fn(keras.tree.map_structure(lambda t: t[:1], y), y_pred_one)
-        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, tags.TRAIN_SUBDIR))
+        # A deep queue: the default (10 events) makes each probe hit the disk several times;
+        # we flush at every epoch end instead.
+        self._writer = tf.summary.create_file_writer(
+            os.path.join(self.log_dir, tags.TRAIN_SUBDIR), max_queue=100_000, flush_millis=60_000
+        )
         settings = probe_lib.ProbeSettings(
             tolerance=self.tolerance,
             step_unit=tags.STEP_EPOCH if self.update_freq == "epoch" else tags.STEP_BATCH,
@@ -182,12 +186,9 @@ class ReluDoctor(keras.callbacks.Callback):
             probe_lib.snapshot_weights(self._layers),
         )
         self._probe_batch = (x, y, sample_weight)
-        try:
-            # Tracing now (nothing is written) turns a probe that does not fit
-            # the model into an error at the start, not after the first epoch.
-            self._probe_fn.get_concrete_function(x, y, sample_weight, tf.constant(0, tf.int64))
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
-            raise _probe_mismatch(self.model, x, error) from error
+        # Tracing now (nothing is written) costs the same as at the first log,
+        # and tells at once whether the forward pass reached any layer.
+        self._probe_fn.get_concrete_function(x, y, sample_weight, tf.constant(0, tf.int64))
         if not reached:
             raise UnsupportedModel(_unsupported_message(self.model))
         self._warned_dead.clear()
