@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from keras_relu_doctor.replay.summary import ReplaySummary
 
 EXIT_BAD_INPUT = 2
+WIDTH_WHEN_PIPED = 180
 
 
 def _print_tables(console: Console, summary: ReplaySummary) -> None:
@@ -86,6 +87,9 @@ def replay(
     from keras_relu_doctor.replay.grid import ReplayOptions
 
     console = Console()
+    if not console.is_terminal:
+        # Piped or logged (make demo | tee): rich would squeeze the tables into 80 columns.
+        console = Console(width=WIDTH_WHEN_PIPED)
     errors = Console(stderr=True)
     try:
         if list_only:

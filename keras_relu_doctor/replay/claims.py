@@ -9,8 +9,10 @@ claim's runs that show it:
 - ``not reproduced`` when at most ``NOT_REPRODUCED_SHARE`` do,
 - ``partly`` in between (seeds or settings disagree).
 
-A claim is ``reproduced`` when all its parts are, ``not reproduced`` when none
-is, and ``partly`` otherwise. Parts that no run could answer (left out by
+A claim is ``reproduced`` when all its parts are; ``not reproduced`` when none
+is, or when its *key* part is not (the part the claim is about, e.g. "dead at
+the last epoch" for "initializers do not help": being alive after epoch 1 does
+not rescue a claim about dying later); ``partly`` otherwise. Parts that no run could answer (left out by
 ``--only``, or no report to read) are shown as ``n/a`` and do not count; a claim
 with no answered part is ``not tested``.
 
@@ -68,11 +70,13 @@ class PartResult:
     holds: int
     tested: int
     verdict: str
+    key: bool = False
 
     @property
     def evidence(self) -> str:
-        """e.g. ``dead at the last epoch: 3/4 runs``."""
-        return f"{self.description}: {self.holds}/{self.tested} runs" if self.tested else f"{self.description}: n/a"
+        """e.g. ``dead at the last epoch: 3/4 runs`` (a key part is marked ``(key)``)."""
+        label = f"{self.description} (key)" if self.key else self.description
+        return f"{label}: {self.holds}/{self.tested} runs" if self.tested else f"{label}: n/a"
 
 
 @dataclass(frozen=True)
@@ -147,10 +151,10 @@ def _judge_share(holds: int, tested: int) -> str:
     return PARTLY
 
 
-def _judge_part(description: str, runs: Sequence[RunResult], check: Check) -> PartResult:
+def _judge_part(description: str, runs: Sequence[RunResult], check: Check, key: bool = False) -> PartResult:
     answers = [answer for answer in (check(run) for run in runs) if answer is not None]
     holds = sum(bool(answer) for answer in answers)
-    return PartResult(description, holds, len(answers), _judge_share(holds, len(answers)))
+    return PartResult(description, holds, len(answers), _judge_share(holds, len(answers)), key)
 
 
 def _judge_claim(parts: Sequence[PartResult]) -> str:
@@ -158,6 +162,8 @@ def _judge_claim(parts: Sequence[PartResult]) -> str:
     verdicts = {part.verdict for part in parts if part.verdict != NOT_TESTED}
     if not verdicts:
         return NOT_TESTED
+    if any(part.key and part.verdict == NOT_REPRODUCED for part in parts):
+        return NOT_REPRODUCED
     if verdicts == {REPRODUCED}:
         return REPRODUCED
     if verdicts == {NOT_REPRODUCED}:
@@ -170,9 +176,13 @@ def _claim(
     text: str,
     groups: Sequence[tuple[str, Sequence[RunResult], Check]],
     note: str = "",
+    key: str = "",
 ) -> ClaimResult:
-    """``groups``: (part description, the runs that test it, the check each run answers)."""
-    parts = tuple(_judge_part(description, runs, check) for description, runs, check in groups)
+    """``groups``: (part description, the runs that test it, the check each run answers);
+    ``key``: the description of the key part, if the claim has one."""
+    parts = tuple(
+        _judge_part(description, runs, check, key=description == key) for description, runs, check in groups
+    )
     settings = tuple(dict.fromkeys(run.spec.setting for _, runs, _ in groups for run in runs))
     return ClaimResult(number, text, settings, _judge_claim(parts), parts, note)
 
@@ -229,6 +239,7 @@ def evaluate_claims(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]:
                 ("dead at the last epoch", dying, dead_at_last_epoch),
                 ("loss flat", dying, learnt_nothing),
             ],
+            key="dead at the last epoch",
         ),
         _claim(
             2,
@@ -249,6 +260,7 @@ def evaluate_claims(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]:
                 ("alive after epoch 1", relu_inits, alive_after_first_epoch),
                 ("dead or gradients gone at the last epoch", relu_inits, dead_or_gradients_gone),
             ],
+            key="dead or gradients gone at the last epoch",
         ),
         _claim(
             4,
@@ -257,6 +269,7 @@ def evaluate_claims(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]:
                 ("alive after epoch 1", negative, alive_after_first_epoch),
                 ("dead at the last epoch", negative, dead_at_last_epoch),
             ],
+            key="dead at the last epoch",
         ),
         _claim(
             5,

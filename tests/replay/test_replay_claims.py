@@ -59,7 +59,15 @@ def test_a_claim_is_partly_reproduced_when_seeds_disagree():
     claim = claims_by_number(runs)[4]
     assert [part.verdict for part in claim.parts] == [REPRODUCED, PARTLY]
     assert claim.verdict == PARTLY
-    assert "dead at the last epoch: 1/2 runs" in claim.evidence
+    assert "dead at the last epoch (key): 1/2 runs" in claim.evidence
+
+
+def test_a_claim_whose_key_part_fails_is_not_reproduced_whatever_the_rest():
+    # He/LeCun/random_uniform: alive after epoch 1 (as the article says), but never die later.
+    runs = [result(spec) for spec in build_grid("quick", only="relu-he_*", seeds=2)]
+    claim = claims_by_number(runs)[3]
+    assert [part.verdict for part in claim.parts] == [REPRODUCED, NOT_REPRODUCED]
+    assert claim.verdict == NOT_REPRODUCED
 
 
 def test_claim_5_contradicted_by_dead_units_and_no_learning():
