@@ -234,11 +234,13 @@ def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float
     A unit is active on a sample when its |output| exceeds ``tolerance`` at any
     position; dead when its output is exactly 0 on every sample; near-dead when
     it is never active yet not exactly 0 (PReLU/LeakyReLU units at ~1e-7).
-    Non-finite values count as 0 here; they are counted apart.
+    A NaN/Inf output counts as active (infinite): such a unit is broken, not
+    dead, and NaN/Inf are counted apart.
     """
     by_unit = _units_last(output, layer)
-    clean = tf.where(tf.math.is_finite(by_unit), by_unit, tf.zeros_like(by_unit))
-    per_sample_max = tf.reduce_max(tf.abs(clean), axis=1)  # [samples, units]
+    magnitude = tf.abs(by_unit)
+    magnitude = tf.where(tf.math.is_nan(magnitude), tf.fill(tf.shape(magnitude), np.float32(np.inf)), magnitude)
+    per_sample_max = tf.reduce_max(magnitude, axis=1)  # [samples, units]
     active_fraction = tf.reduce_mean(tf.cast(per_sample_max > tolerance, tf.float32), axis=0)
     max_abs = tf.reduce_max(per_sample_max, axis=0)
     dead = tf.cast(max_abs == 0.0, tf.float32)

@@ -194,3 +194,21 @@ def test_nonfinite_values_are_counted_warned_once_and_do_not_crash(keras_mod, re
     assert float(events.last(tags.tag("d", tags.NONFINITE_GRADIENTS))) > 0
     # Histograms keep the finite values only.
     assert events.last(tags.tag("d", tags.ACTIVATIONS))[:, 2].sum() == 64 * 4 - nonfinite
+
+
+def test_nan_outputs_are_not_counted_as_dead_units(keras_mod, tmp_path, read_events):
+    from keras_relu_doctor import ReluDoctor
+
+    keras = keras_mod
+    x = np.ones((32, 2), "float32")
+    x[0, 0] = np.nan  # sample 0 drives every unit to NaN
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="relu", kernel_initializer="ones",
+                                                                    bias_initializer=keras.initializers.Constant(-100.0),
+                                                                    name="d")])
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    with pytest.warns(UserWarning, match="NaN/Inf"):
+        model.fit(x[1:], np.zeros((31, 3), "float32"), epochs=1, verbose=0,
+                  callbacks=[ReluDoctor(str(tmp_path), probe_data=(x, np.zeros((32, 3), "float32")), on_dead="ignore")])
+    events = read_events(str(tmp_path))
+    assert float(events.last(tags.tag("d", tags.DEAD_FRACTION))) == 0.0
+    assert np.all(np.isinf(events.last(tags.tag("d", tags.UNITS))[1]))
