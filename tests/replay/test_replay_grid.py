@@ -75,3 +75,16 @@ def test_bad_options_raise_one_line_errors(options, message):
         build_grid(**options)
     assert isinstance(raised.value, ReluDoctorError)
     assert "\n" not in str(raised.value)
+
+
+def test_replay_modules_and_the_cli_import_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, keras_relu_doctor.cli.main\n"
+        "from keras_relu_doctor.replay import claims, data, experiment, grid, model, results, runner, summary, train\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
