@@ -30,5 +30,7 @@ def test_walkthrough_notebook_executes_at_a_small_size(tmp_path, monkeypatch):
     assert "relu/train" in text and "selu/train" in text
     assert "<svg" in html
     assert f"tensorboard --logdir {tmp_path / 'logs'}" in text
-    assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == ["relu", "selu"]
+    assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == ["negative_3_layers", "relu", "selu"]
+    assert "negative_3_layers/train: dying_relu" in text
+    assert "measured on the model: {'dense_1': 0.0, 'dense_2': 1.0, 'dense_3': 1.0}" in text
     assert f"kernel: {sys.executable}" in text
