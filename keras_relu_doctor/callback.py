@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras_relu_doctor import probe as probe_lib
 from keras_relu_doctor import tags
 from keras_relu_doctor.errors import UnsupportedModel
+from keras_relu_doctor.events.writer import EventWriter
 
 ON_DEAD_CHOICES = ("warn", "stop", "ignore")
 
@@ -124,7 +125,8 @@ class ReluDoctor(keras.callbacks.Callback):
         self.on_dead = on_dead
         self.histogram_buckets = histogram_buckets
         self.verbose = verbose
-        self._writer: tf.summary.SummaryWriter | None = None
+        self._writer: EventWriter | None = None
+        self._layout: probe_lib.ProbeLayout | None = None
         self._probe_fn: Any = None
         self._layers: list[probe_lib.ProbedLayer] = []
         self._probe_batch: tuple[Any, Any, Any] | None = None
@@ -167,30 +169,25 @@ class ReluDoctor(keras.callbacks.Callback):
         else:
             # Building creates trackers (variables), which a tf.function must not do.
             loss_fn(keras.tree.map_structure(lambda t: t[:1], y), y_pred_one)
-        # A deep queue: the default (10 events) makes each probe hit the disk several times;
-        # we flush at every epoch end instead.
-        self._writer = tf.summary.create_file_writer(
-            os.path.join(self.log_dir, tags.TRAIN_SUBDIR), max_queue=100_000, flush_millis=60_000
-        )
         settings = probe_lib.ProbeSettings(
             tolerance=self.tolerance,
             step_unit=tags.STEP_EPOCH if self.update_freq == "epoch" else tags.STEP_BATCH,
             buckets=self.histogram_buckets,
         )
-        self._probe_fn, reached = probe_lib.build_probe_function(
+        self._probe_fn, self._layout = probe_lib.build_probe_function(
             self.model,
             self._layers,
             loss_fn,
-            self._writer,
             settings,
             probe_lib.snapshot_weights(self._layers),
         )
         self._probe_batch = (x, y, sample_weight)
-        # Tracing now (nothing is written) costs the same as at the first log,
-        # and tells at once whether the forward pass reached any layer.
-        self._probe_fn.get_concrete_function(x, y, sample_weight, tf.constant(0, tf.int64))
-        if not reached:
+        # Tracing now costs the same as at the first log, and tells at once
+        # whether the forward pass reached any layer.
+        self._probe_fn.get_concrete_function(x, y, sample_weight)
+        if not self._layout.reached:
             raise UnsupportedModel(_unsupported_message(self.model))
+        self._writer = EventWriter(os.path.join(self.log_dir, tags.TRAIN_SUBDIR))
         self._warned_dead.clear()
         self._warned_nonfinite = False
         iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
@@ -225,7 +222,6 @@ class ReluDoctor(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._writer is not None:
-            self._writer.flush()
             self._writer.close()
             self._writer = None
         self._probe_fn = None
@@ -234,7 +230,8 @@ class ReluDoctor(keras.callbacks.Callback):
         if self._probe_fn is None or self._probe_batch is None:
             return
         x, y, sample_weight = self._probe_batch
-        result = probe_lib.to_numpy(self._probe_fn(x, y, sample_weight, tf.constant(step, tf.int64)))
+        result = probe_lib.to_numpy(self._probe_fn(x, y, sample_weight))
+        probe_lib.write_probe(self._writer, self._layout, result, step)
         self.last_result = result
         self._check(result, where)
 

@@ -4,7 +4,10 @@ The callback builds one ``tf.function`` per run from :func:`build_probe_function
 a forward pass in inference mode that records every measured layer's output
 (and the input of its activation), the gradients of the compiled loss with
 respect to those outputs and to the trainable weights, the per-unit liveness,
-and writes it all as TensorBoard summaries with the tags of :mod:`tags`.
+histograms and norms. :func:`write_probe` then writes the values as one event
+in TensorBoard's own formats, with the tags of :mod:`tags`: building protos
+in Python costs well under a millisecond, while ``tf.summary`` ops in the
+graph tripled its size and its tracing time.
 
 Layer outputs are reached by wrapping, while the function is traced, each
 measured layer's ``call`` (and its ``activation`` attribute, to see the
@@ -16,14 +19,13 @@ alike, as long as the model calls Keras layers.
 Example (inside the callback)::
 
     layers = select_layers(model)
-    probe = build_probe_function(model, layers, loss_fn, writer, settings)
-    result = probe(x, y, sample_weight, tf.constant(step, tf.int64))
+    probe, layout = build_probe_function(model, layers, loss_fn, settings, snapshot_weights(layers))
+    write_probe(event_writer, layout, to_numpy(probe(x, y, sample_weight)), step)
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -261,29 +263,41 @@ def histogram_tensors(values: list[tf.Tensor], buckets: int) -> tf.Tensor:
     (empty input: all zeros; one distinct value: zero-width buckets with the
     count in the last; edges ``linspace(min, max)``; float64 bucketing), with
     NaN/Inf left out. Built without ``tf.cond`` (TensorBoard's version costs
-    ~0.15 s of tracing per histogram) and counted with a single ``bincount``
-    over all histograms of the probe: NaN/Inf go to an overflow bin per
-    histogram that is dropped.
+    ~0.15 s of tracing per histogram): tensors of one size are bucketed
+    together as the rows of a matrix, and one ``bincount`` counts every
+    histogram, NaN/Inf going to an overflow bin per histogram that is dropped.
     """
     bins = buckets + 1  # the last bin of each histogram collects NaN/Inf
-    indices, lows, highs, sizes = [], [], [], []
-    for position, tensor in enumerate(values):
-        data = tf.reshape(tf.cast(_dense(tensor), tf.float64), [-1])
-        finite = tf.math.is_finite(data)
-        size = tf.reduce_sum(tf.cast(finite, tf.float64))
+    flats = [tf.reshape(tf.cast(_dense(v), tf.float64), [-1]) for v in values]
+    groups: dict[object, list[int]] = {}
+    for position, flat in enumerate(flats):
+        # Tensors of one static size share ops; a dynamic size stands alone.
+        key = flat.shape[0] if flat.shape[0] is not None else ("dynamic", position)
+        groups.setdefault(key, []).append(position)
+    inf = tf.constant(np.inf, tf.float64)
+    zero = tf.constant(0.0, tf.float64)
+    order, indices, lows, highs, sizes = [], [], [], [], []
+    for members in groups.values():
+        matrix = tf.stack([flats[m] for m in members])  # [histograms, values]
+        finite = tf.math.is_finite(matrix)
+        size = tf.reduce_sum(tf.cast(finite, tf.float64), axis=1)
         empty = tf.equal(size, 0.0)
-        zero, one = tf.constant(0.0, tf.float64), tf.constant(1.0, tf.float64)
-        low = tf.where(empty, zero, tf.reduce_min(tf.where(finite, data, np.inf)))
-        high = tf.where(empty, zero, tf.reduce_max(tf.where(finite, data, -np.inf)))
+        low = tf.where(empty, zero, tf.reduce_min(tf.where(finite, matrix, inf), axis=1))
+        high = tf.where(empty, zero, tf.reduce_max(tf.where(finite, matrix, -inf), axis=1))
         spread = high - low
-        width = tf.where(tf.equal(spread, 0.0), one, spread / buckets)
-        index = tf.clip_by_value(tf.cast(tf.floor((data - low) / width), tf.int32), 0, buckets - 1)
-        indices.append(tf.where(finite, index, buckets) + position * bins)
+        width = tf.where(tf.equal(spread, 0.0), tf.ones_like(spread), spread / buckets)
+        index = tf.cast(tf.floor((matrix - low[:, None]) / width[:, None]), tf.int32)
+        index = tf.where(finite, tf.clip_by_value(index, 0, buckets - 1), buckets)
+        offsets = tf.constant([[m * bins] for m in members], tf.int32)
+        indices.append(tf.reshape(index + offsets, [-1]))
+        order += members
         lows.append(low)
         highs.append(high)
         sizes.append(size)
     count = len(values)
-    low, high, size = tf.stack(lows), tf.stack(highs), tf.stack(sizes)
+    # Back from group order to the order of ``values``.
+    restore = tf.constant(np.argsort(order), tf.int32)
+    low, high, size = (tf.gather(tf.concat(parts, 0), restore) for parts in (lows, highs, sizes))
     spread = high - low
     binned = tf.math.bincount(tf.concat(indices, 0), minlength=count * bins, maxlength=count * bins, dtype=tf.float64)
     spread_counts = tf.reshape(binned, [count, bins])[:, :buckets]
@@ -295,21 +309,6 @@ def histogram_tensors(values: list[tf.Tensor], buckets: int) -> tf.Tensor:
     return tf.stack([left, right, counts], axis=2)
 
 
-@functools.lru_cache(maxsize=1)
-def _histogram_metadata() -> bytes:
-    from tensorboard.plugins.histogram import metadata as histogram_metadata
-
-    return histogram_metadata.create_summary_metadata(display_name="", description="").SerializeToString()
-
-
-def _write_histograms(requests: list[tuple[str, tf.Tensor]], buckets: int) -> None:
-    if not requests:
-        return
-    histograms = histogram_tensors([values for _, values in requests], buckets)
-    for index, (tag, _) in enumerate(requests):
-        tf.summary.write(tag, histograms[index], metadata=_histogram_metadata())
-
-
 def _global_norm(tensors: list[tf.Tensor]) -> tf.Tensor:
     squares = []
     for tensor in tensors:
@@ -318,51 +317,66 @@ def _global_norm(tensors: list[tf.Tensor]) -> tf.Tensor:
     return tf.sqrt(tf.add_n(squares)) if squares else tf.constant(0.0)
 
 
-def units_metadata_bytes(probed: ProbedLayer, settings: ProbeSettings) -> bytes:
-    """Serialized ``SummaryMetadata`` marking a ``<layer>/units`` record (see tags.py)."""
-    from tensorboard.compat.proto import summary_pb2
+@dataclass
+class ProbeLayout:
+    """Which tag each value the probe returns belongs to; filled when the probe is traced.
 
-    content = tags.UnitsMetadata(
-        tolerance=settings.tolerance,
-        step_unit=settings.step_unit,
-        activation=probed.activation,
-        layer_class=probed.layer_class,
-    ).to_bytes()
-    metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=tags.PLUGIN_NAME, content=content),
-        summary_description="Per-unit liveness on the probe batch: rows active_fraction, max_abs_output.",
-    )
-    return metadata.SerializeToString()
+    ``reached`` lists the layers whose output the forward pass reached.
+    """
+
+    reached: list[str] = field(default_factory=list)
+    histogram_tags: list[str] = field(default_factory=list)
+    scalar_tags: list[str] = field(default_factory=list)
+    unit_tags: list[tuple[str, bytes]] = field(default_factory=list)  # (tag, UnitsMetadata bytes)
+
+
+@dataclass
+class _Collected:
+    """What one trace of the probe measures, in writing order."""
+
+    histograms: list[tuple[str, tf.Tensor]] = field(default_factory=list)
+    scalars: list[tuple[str, tf.Tensor]] = field(default_factory=list)
+    units: list[tuple[str, bytes, tf.Tensor]] = field(default_factory=list)
+
+    def scalar(self, tag: str, value: tf.Tensor) -> None:
+        self.scalars.append((tag, tf.cast(value, tf.float32)))
 
 
 def build_probe_function(
     model: keras.Model,
     layers: list[ProbedLayer],
     loss_fn: Callable[..., tf.Tensor] | None,
-    writer: tf.summary.SummaryWriter,
     settings: ProbeSettings,
     previous_weights: dict[str, list[tf.Variable]],
-) -> tuple[Callable[..., dict[str, tf.Tensor]], list[str]]:
-    """One compiled function: forward, gradients, liveness, and the summary writes.
+) -> tuple[Callable[..., dict[str, Any]], ProbeLayout]:
+    """One compiled function: forward, gradients, liveness, histograms, norms.
 
-    The function returns a dict of small tensors for the live checks:
-    ``dead_fraction`` and ``nonfinite`` (one value per layer, in ``layers``
-    order), ``measured`` (1.0 where a layer's output was reached) and ``loss``.
-    The list returned beside it fills, when the function is traced, with the
-    paths of the layers whose output the forward pass reached.
+    The function returns ``histograms`` (``[m, buckets, 3]``), ``scalars``
+    (``[s]``) and ``units`` (one ``[2, units]`` per layer), laid out as the
+    :class:`ProbeLayout` returned beside it says, for :func:`write_probe`; and,
+    for the live checks, ``dead_fraction`` and ``nonfinite`` (one value per
+    layer, in ``layers`` order), ``measured`` (1.0 where a layer's output was
+    reached) and ``loss``.
     """
-    reached: list[str] = []
-    metadata = {p.path: units_metadata_bytes(p, settings) for p in layers}
-    buckets = settings.buckets
+    layout = ProbeLayout()
+    metadata = {
+        p.path: tags.UnitsMetadata(
+            tolerance=settings.tolerance,
+            step_unit=settings.step_unit,
+            activation=p.activation,
+            layer_class=p.layer_class,
+        ).to_bytes()
+        for p in layers
+    }
 
     # autograph=False: the body branches on Python values only, and converting
     # every Keras call it traces costs seconds.
     @tf.function(reduce_retracing=True, autograph=False)
-    def probe(x: Any, y: Any, sample_weight: Any, step: tf.Tensor) -> dict[str, tf.Tensor]:
+    def probe(x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
         with tf.GradientTape() as tape:
             with _recording(layers, tape) as records:
                 y_pred = model(x, training=False)
-            reached[:] = [p.path for p in layers if records[p.path].output is not None]
+            layout.reached[:] = [p.path for p in layers if records[p.path].output is not None]
             loss = loss_fn(y, y_pred, sample_weight) if loss_fn is not None else tf.constant(0.0)
         weight_sources = [v for p in layers for _, v in p.weights]
         output_sources = [records[p.path].output for p in layers if records[p.path].output is not None]
@@ -378,36 +392,46 @@ def build_probe_function(
         weight_grads = iter(gradients[: len(weight_sources)])
         output_grads = iter(gradients[len(weight_sources) :])
 
+        collected = _Collected()
+        collected.scalar(tags.PROBE_LOSS, loss)
         dead_fractions, nonfinite, measured = [], [], []
-        histograms: list[tuple[str, tf.Tensor]] = []
-        with writer.as_default(step=step):
-            tf.summary.scalar(tags.PROBE_LOSS, tf.cast(loss, tf.float32))
-            for probed in layers:
-                record = records[probed.path]
-                grads = [next(weight_grads) for _ in probed.weights]
-                if record.output is None:
-                    dead_fractions.append(tf.constant(0.0))
-                    nonfinite.append(tf.constant(0.0))
-                    measured.append(tf.constant(0.0))
-                    continue
-                output_grad = next(output_grads)
-                dead, bad = _write_layer(probed, record, grads, output_grad, metadata[probed.path],
-                                         previous_weights.get(probed.path, []), settings, histograms)
-                dead_fractions.append(dead)
-                nonfinite.append(bad)
-                measured.append(tf.constant(1.0))
-            _write_histograms(histograms, buckets)
+        for probed in layers:
+            record = records[probed.path]
+            grads = [next(weight_grads) for _ in probed.weights]
+            if record.output is None:
+                dead_fractions.append(tf.constant(0.0))
+                nonfinite.append(tf.constant(0.0))
+                measured.append(tf.constant(0.0))
+                continue
+            dead, bad = _measure_layer(
+                probed, record, grads, next(output_grads), metadata[probed.path],
+                previous_weights.get(probed.path, []), settings, collected,
+            )
+            dead_fractions.append(dead)
+            nonfinite.append(bad)
+            measured.append(tf.constant(1.0))
+        layout.histogram_tags[:] = [tag for tag, _ in collected.histograms]
+        layout.scalar_tags[:] = [tag for tag, _ in collected.scalars]
+        layout.unit_tags[:] = [(tag, content) for tag, content, _ in collected.units]
+        histograms = (
+            histogram_tensors([values for _, values in collected.histograms], settings.buckets)
+            if collected.histograms
+            else tf.zeros([0, settings.buckets, 3], tf.float64)
+        )
         return {
+            "histograms": histograms,
+            "scalars": tf.stack([value for _, value in collected.scalars]),
+            "units": tuple(record for _, _, record in collected.units),
             "dead_fraction": tf.stack(dead_fractions) if dead_fractions else tf.zeros([0]),
             "nonfinite": tf.stack(nonfinite) if nonfinite else tf.zeros([0]),
             "measured": tf.stack(measured) if measured else tf.zeros([0]),
             "loss": tf.cast(loss, tf.float32),
         }
 
-    return probe, reached
+    return probe, layout
 
 
-def _write_layer(
+def _measure_layer(
     probed: ProbedLayer,
     record: _Record,
     weight_grads: list[tf.Tensor],
@@ -415,12 +439,11 @@ def _write_layer(
     metadata: bytes,
     previous: list[tf.Variable],
     settings: ProbeSettings,
-    histograms: list[tuple[str, tf.Tensor]],
+    collected: _Collected,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Scalar and unit summaries of one layer (inside the probe's writer scope).
+    """Add one layer's histograms, scalars and unit record to ``collected``.
 
-    Appends the layer's histogram requests to ``histograms``, written together
-    afterwards; returns (dead fraction, NaN/Inf count).
+    Returns (dead fraction, NaN/Inf count) for the live checks.
     """
     path = probed.path
     output = record.output
@@ -428,6 +451,7 @@ def _write_layer(
     nonfinite_activations = _nonfinite_count(output)
     nonfinite_gradients = tf.add_n([_nonfinite_count(g) for g in [*weight_grads, output_grad]])
 
+    histograms = collected.histograms
     histograms.append((tags.tag(path, tags.ACTIVATIONS), output))
     if record.preactivation is not None:
         histograms.append((tags.tag(path, tags.PREACTIVATIONS), record.preactivation))
@@ -435,28 +459,51 @@ def _write_layer(
         histograms.append((tags.gradient_tag(path, name), grad))
     histograms.append((tags.tag(path, tags.OUTPUT_GRADIENT), output_grad))
     histograms.append((tags.tag(path, tags.UNIT_ACTIVITY), liveness["active_fraction"]))
-    tf.summary.write(
-        tags.tag(path, tags.UNITS),
-        tf.stack([liveness["active_fraction"], liveness["max_abs"]]),
-        metadata=metadata,
+    collected.units.append(
+        (tags.tag(path, tags.UNITS), metadata, tf.stack([liveness["active_fraction"], liveness["max_abs"]]))
     )
-    tf.summary.scalar(tags.tag(path, tags.DEAD_FRACTION), liveness["dead_fraction"])
-    tf.summary.scalar(tags.tag(path, tags.NEAR_DEAD_FRACTION), liveness["near_dead_fraction"])
-    tf.summary.scalar(tags.tag(path, tags.ZERO_FRACTION), liveness["zero_fraction"])
-    tf.summary.scalar(tags.tag(path, tags.OUTPUT_GRAD_NORM), _global_norm([output_grad]))
-    tf.summary.scalar(tags.tag(path, tags.NONFINITE_ACTIVATIONS), nonfinite_activations)
-    tf.summary.scalar(tags.tag(path, tags.NONFINITE_GRADIENTS), nonfinite_gradients)
+    collected.scalar(tags.tag(path, tags.DEAD_FRACTION), liveness["dead_fraction"])
+    collected.scalar(tags.tag(path, tags.NEAR_DEAD_FRACTION), liveness["near_dead_fraction"])
+    collected.scalar(tags.tag(path, tags.ZERO_FRACTION), liveness["zero_fraction"])
+    collected.scalar(tags.tag(path, tags.OUTPUT_GRAD_NORM), _global_norm([output_grad]))
+    collected.scalar(tags.tag(path, tags.NONFINITE_ACTIVATIONS), nonfinite_activations)
+    collected.scalar(tags.tag(path, tags.NONFINITE_GRADIENTS), nonfinite_gradients)
     if probed.weights:
         values = [tf.cast(v, tf.float32) for _, v in probed.weights]
         weight_norm = _global_norm(values)
-        tf.summary.scalar(tags.tag(path, tags.GRAD_NORM), _global_norm(weight_grads))
-        tf.summary.scalar(tags.tag(path, tags.WEIGHT_NORM), weight_norm)
+        collected.scalar(tags.tag(path, tags.GRAD_NORM), _global_norm(weight_grads))
+        collected.scalar(tags.tag(path, tags.WEIGHT_NORM), weight_norm)
         if previous:
             change = _global_norm([v - tf.cast(p, tf.float32) for v, p in zip(values, previous)])
-            tf.summary.scalar(tags.tag(path, tags.UPDATE_RATIO), change / (weight_norm + 1e-12))
+            collected.scalar(tags.tag(path, tags.UPDATE_RATIO), change / (weight_norm + 1e-12))
             for value, prev in zip(values, previous):
                 prev.assign(tf.cast(value, prev.dtype))
     return liveness["dead_fraction"], nonfinite_activations + nonfinite_gradients
+
+
+def write_probe(writer: Any, layout: ProbeLayout, result: dict[str, Any], step: int) -> None:
+    """Write one probe's values as a single event, in TensorBoard's own formats.
+
+    Histograms carry the ``histograms`` plugin metadata (``[buckets, 3]`` float64
+    tensors, as ``tf.summary.histogram`` writes), scalars the ``scalars`` plugin
+    (float32 scalar tensors, as ``tf.summary.scalar``), and per-unit records our
+    plugin. ``writer`` is an :class:`keras_relu_doctor.events.writer.EventWriter`.
+    """
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.plugins.histogram import metadata as histogram_metadata
+    from tensorboard.plugins.scalar import metadata as scalar_metadata
+
+    histogram_meta = histogram_metadata.create_summary_metadata(display_name="", description="")
+    scalar_meta = scalar_metadata.create_summary_metadata(display_name="", description="")
+    values = [(tag, scalar_meta, np.asarray(value, np.float32)) for tag, value in zip(layout.scalar_tags, result["scalars"])]
+    values += [(tag, histogram_meta, buckets) for tag, buckets in zip(layout.histogram_tags, result["histograms"])]
+    for (tag, content), record in zip(layout.unit_tags, result["units"]):
+        meta = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=tags.PLUGIN_NAME, content=content),
+            summary_description="Per-unit liveness on the probe batch: rows active_fraction, max_abs_output.",
+        )
+        values.append((tag, meta, np.asarray(record, np.float32)))
+    writer.summaries(step, values)
 
 
 def snapshot_weights(layers: list[ProbedLayer]) -> dict[str, list[tf.Variable]]:
@@ -471,5 +518,9 @@ def snapshot_weights(layers: list[ProbedLayer]) -> dict[str, list[tf.Variable]]:
     }
 
 
-def to_numpy(result: dict[str, tf.Tensor]) -> dict[str, np.ndarray]:
-    return {key: np.asarray(value) for key, value in result.items()}
+def to_numpy(result: dict[str, Any]) -> dict[str, Any]:
+    """The probe's tensors as numpy arrays (``units`` stays a tuple of arrays)."""
+    return {
+        key: tuple(np.asarray(item) for item in value) if isinstance(value, tuple) else np.asarray(value)
+        for key, value in result.items()
+    }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Iterable
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -88,6 +89,22 @@ class EventWriter:
             self._tags_seen.add(tag)
         summary = summary_pb2.Summary(value=[summary_value])
         self.write_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def summaries(
+        self, step: int, values: Iterable[tuple[str, summary_pb2.SummaryMetadata, np.ndarray]]
+    ) -> None:
+        """Write several tensors as one event at ``step``; each tag's metadata goes with its first value."""
+        summary = summary_pb2.Summary()
+        for tag, metadata, array in values:
+            value = summary.value.add(tag=tag)
+            value.tensor.CopyFrom(array_to_tensor(array))
+            if tag not in self._tags_seen:
+                value.metadata.CopyFrom(metadata)
+                self._tags_seen.add(tag)
+        self.write_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def flush(self) -> None:
+        self._file.flush()
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self._value(tag, step, SCALARS_PLUGIN, tensor=array_to_tensor(np.array(value, dtype=np.float32)))

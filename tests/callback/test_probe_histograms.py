@@ -23,9 +23,11 @@ def test_histogram_tensors_match_tensorboard_buckets(values):
 
     from keras_relu_doctor.probe import histogram_tensors
 
-    other = np.arange(5.0)  # a second histogram in the same batch must not interfere
+    other = np.arange(5.0)  # other histograms in the same batch must not interfere,
     with_nan = np.concatenate([values, [np.nan, np.inf]])
-    ours = histogram_tensors([tf.constant(with_nan), tf.constant(other)], 30).numpy()
+    twin = np.concatenate([values * -3.0 + 1.0, [0.0, 0.0]])  # nor one of the same size (bucketed as one matrix)
+    ours = histogram_tensors([tf.constant(with_nan), tf.constant(other), tf.constant(twin)], 30).numpy()
     expected = _buckets(tf.constant(values, tf.float64), tf.constant(30)).numpy()
     np.testing.assert_allclose(ours[0], expected, rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(ours[1], _buckets(tf.constant(other), tf.constant(30)).numpy())
+    np.testing.assert_allclose(ours[2], _buckets(tf.constant(twin), tf.constant(30)).numpy(), rtol=1e-12, atol=1e-300)
