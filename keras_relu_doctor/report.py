@@ -157,8 +157,9 @@ def _summarize_layer(layer: LayerSeries, diagnosis: Diagnosis) -> LayerSummary:
 
 
 def _run_gradient_status(layers: tuple[LayerSummary, ...]) -> str:
+    """The worst layer status: a healthy output layer must not hide a hidden layer with zero gradients."""
     statuses = {layer.grad_status for layer in layers}
-    for status in ("nan", "exploding", "vanishing", "ok", "zero"):
+    for status in ("nan", "exploding", "vanishing", "zero", "ok"):
         if status in statuses:
             return status
     return "unknown"

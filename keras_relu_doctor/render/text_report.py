@@ -36,6 +36,8 @@ def render_text(report: Report, *, color: bool = False, width: int = 80) -> str:
         no_color=not color,
         highlight=False,
         emoji=False,
+        # Inside Jupyter rich would draw to the notebook and leave the string empty.
+        force_jupyter=False,
     )
     console.print(Text(f"relu-doctor report of {report.logdir}: {len(report.runs)} run(s)", style="bold"))
     for run in report.runs:
