@@ -33,6 +33,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/callback_overhead.py
+	$(BIN)/python benchmarks/probe_cost.py
 	$(BIN)/python benchmarks/report_speed.py
 
 clean:
