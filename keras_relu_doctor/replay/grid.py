@@ -62,7 +62,7 @@ class Preset:
 
 
 PRESETS = {
-    # 106 runs; 3.5 minutes on 2 CPU cores shared with other work (README, "A real run").
+    # 106 runs; 3 minutes on 2 CPU cores (README, "A real run").
     "quick": Preset("quick", samples=3000, epochs=5, seeds=2),
     # The article's scale: 200,000 samples, 70/30 split.
     "full": Preset("full", samples=200_000, epochs=10, seeds=3),
