@@ -1,7 +1,7 @@
 """keras_relu_doctor: find units that stopped learning in Keras models, and say why.
 
 The callback needs TensorFlow and is imported lazily, so the report path
-(``read_logdir``, the diagnosis, the renderers) never imports it.
+(``read_logdir``, ``build_report``, the renderers) never imports it.
 
 >>> import keras_relu_doctor
 >>> keras_relu_doctor.__version__
@@ -17,10 +17,14 @@ __version__ = "0.1.0"
 # name -> module that defines it; resolved on first attribute access.
 _LAZY = {
     "ReluDoctor": "keras_relu_doctor.callback",
+    "read_logdir": "keras_relu_doctor.events",
+    "build_report": "keras_relu_doctor.report",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from keras_relu_doctor.callback import ReluDoctor
+    from keras_relu_doctor.events import read_logdir
+    from keras_relu_doctor.report import build_report
 
 
 def __getattr__(name: str) -> Any:
@@ -38,4 +42,4 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["ReluDoctor", "__version__", *[n for n in _LAZY if n != "ReluDoctor"]]
+__all__ = ["ReluDoctor", "__version__", "build_report", "read_logdir"]

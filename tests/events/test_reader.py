@@ -190,3 +190,10 @@ def test_reader_never_imports_tensorflow(tmp_path):
         "assert not {'tensorflow', 'keras'} & {m.split('.')[0] for m in sys.modules}"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+    # The top-level API resolves lazily, so it stays TensorFlow-free too.
+    top_level = (
+        "import sys, keras_relu_doctor as k; "
+        f"k.build_report({str(tmp_path)!r}); k.read_logdir({str(tmp_path)!r}); "
+        "assert not {'tensorflow', 'keras'} & {m.split('.')[0] for m in sys.modules}"
+    )
+    subprocess.run([sys.executable, "-c", top_level], check=True)
