@@ -40,7 +40,6 @@ def main() -> None:
 
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from keras_relu_doctor import ReluDoctor
     from keras_relu_doctor import probe as probe_lib
