@@ -134,7 +134,6 @@ class ReluDoctor(keras.callbacks.Callback):
         self._warned_nonfinite = False
         self._batches_seen = 0
         self._first_batch = 0
-        self._epoch = 0
         self.last_result: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------- set-up
@@ -214,7 +213,6 @@ class ReluDoctor(keras.callbacks.Callback):
             self._log(self._first_batch + self._batches_seen, where=f"batch {self._first_batch + self._batches_seen}")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epoch = epoch
         if self.update_freq == "epoch":
             self._log(epoch, where=f"epoch {epoch}")
         if self._writer is not None:
