@@ -214,3 +214,29 @@ def test_bad_arguments_raise_at_construction(kwargs, message):
 
     with pytest.raises(ValueError, match=message):
         ReluDoctor("logs", **kwargs)
+
+
+def test_multi_input_model_with_conv1d_and_dict_probe(keras_mod, tmp_path, read_events):
+    from keras_relu_doctor import ReluDoctor
+
+    keras = keras_mod
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    series = rng.normal(size=(64, 12, 2)).astype("float32")
+    scalars = rng.normal(size=(64, 3)).astype("float32")
+    y = (series.mean(axis=(1, 2)) + scalars.sum(axis=1))[:, None]
+    series_in = keras.Input((12, 2), name="series")
+    scalars_in = keras.Input((3,), name="scalars")
+    conv = keras.layers.Conv1D(5, 3, activation="relu", name="conv1d")(series_in)
+    pooled = keras.layers.GlobalMaxPooling1D(name="pool")(conv)
+    merged = keras.layers.Concatenate()([pooled, keras.layers.Dense(4, activation="relu", name="side")(scalars_in)])
+    model = keras.Model({"series": series_in, "scalars": scalars_in}, keras.layers.Dense(1, name="head")(merged))
+    model.compile("adam", "mse")
+    inputs = {"series": series, "scalars": scalars}
+    callback = ReluDoctor(str(tmp_path), probe_data=(inputs, y), probe_size=32)
+    model.fit(inputs, y, epochs=1, verbose=0, callbacks=[callback])
+    assert sorted(callback.layer_paths) == ["conv1d", "head", "pool", "side"]
+    events = read_events(str(tmp_path))
+    assert events.last(tags.tag("conv1d", tags.UNITS)).shape == (2, 5)  # channels are the units
+    assert events.last(tags.tag("side", tags.UNITS)).shape == (2, 4)
+    assert events.last(tags.tag("conv1d", tags.ACTIVATIONS))[:, 2].sum() == 32 * 10 * 5
