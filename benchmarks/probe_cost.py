@@ -45,7 +45,7 @@ def main() -> None:
 
     from keras_relu_doctor import ReluDoctor
     from keras_relu_doctor import probe as probe_lib
-    from keras_relu_doctor.events.writer import EventWriter
+    from keras_relu_doctor.events.writer import EventWriter, summary_metadata
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1.0, 0.0, (2048, 4)).astype("float32")
@@ -88,7 +88,7 @@ def main() -> None:
 
         event_writer = EventWriter(os.path.join(log_dir, "ours"))
         bucketing = tf.function(lambda: probe_lib.histogram_tensors(values, 30), autograph=False)
-        metadata = probe_lib.summary_metadata("histograms")
+        metadata = summary_metadata("histograms")
 
         def ours() -> None:
             buckets = bucketing().numpy()

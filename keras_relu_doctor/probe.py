@@ -26,7 +26,6 @@ Example (inside the callback)::
 from __future__ import annotations
 
 import contextlib
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -482,27 +481,6 @@ def _measure_layer(
     return liveness["dead_fraction"], nonfinite_activations + nonfinite_gradients
 
 
-@functools.lru_cache(maxsize=None)
-def summary_metadata(plugin: str, content: bytes = b"") -> Any:
-    """The ``SummaryMetadata`` that marks a value for ``plugin``, as ``tf.summary`` writes it.
-
-    >>> summary_metadata(tags.HISTOGRAMS_PLUGIN).plugin_data.plugin_name
-    'histograms'
-    """
-    from tensorboard.compat.proto import summary_pb2
-    from tensorboard.plugins.histogram import metadata as histogram_metadata
-    from tensorboard.plugins.scalar import metadata as scalar_metadata
-
-    if plugin == tags.HISTOGRAMS_PLUGIN:
-        return histogram_metadata.create_summary_metadata(display_name="", description="")
-    if plugin == tags.SCALARS_PLUGIN:
-        return scalar_metadata.create_summary_metadata(display_name="", description="")
-    return summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=content),
-        summary_description="Per-unit liveness on the probe batch: rows active_fraction, max_abs_output.",
-    )
-
-
 def write_probe(writer: Any, layout: ProbeLayout, result: dict[str, Any], step: int) -> None:
     """Write one probe's values as a single event, in TensorBoard's own formats.
 
@@ -511,6 +489,8 @@ def write_probe(writer: Any, layout: ProbeLayout, result: dict[str, Any], step: 
     (float32 scalar tensors, as ``tf.summary.scalar``), and per-unit records our
     plugin. ``writer`` is an :class:`keras_relu_doctor.events.writer.EventWriter`.
     """
+    from keras_relu_doctor.events.writer import summary_metadata
+
     scalar_meta = summary_metadata(tags.SCALARS_PLUGIN)
     histogram_meta = summary_metadata(tags.HISTOGRAMS_PLUGIN)
     values = [(tag, scalar_meta, np.asarray(value, np.float32)) for tag, value in zip(layout.scalar_tags, result["scalars"])]

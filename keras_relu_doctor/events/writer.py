@@ -15,6 +15,7 @@ a tag's first value), so TensorBoard and :func:`read_logdir` read them alike.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -62,10 +63,29 @@ def histogram_buckets(values: np.ndarray, bins: int = 30) -> np.ndarray:
     return np.stack((edges[:-1], edges[1:], counts.astype(np.float64)), axis=-1)
 
 
-def _metadata(plugin: str, content: bytes = b"") -> summary_pb2.SummaryMetadata:
-    return summary_pb2.SummaryMetadata(
+UNITS_DESCRIPTION = "Per-unit liveness on the probe batch: rows active_fraction, max_abs_output."
+
+
+@functools.lru_cache(maxsize=None)
+def summary_metadata(plugin: str, content: bytes = b"") -> summary_pb2.SummaryMetadata:
+    """The metadata that marks a value for ``plugin``, as ``tf.summary`` writes it.
+
+    >>> summary_metadata(HISTOGRAMS_PLUGIN).plugin_data.plugin_name
+    'histograms'
+    """
+    from tensorboard.plugins.histogram import metadata as histogram_metadata
+    from tensorboard.plugins.scalar import metadata as scalar_metadata
+
+    if plugin == HISTOGRAMS_PLUGIN:
+        return histogram_metadata.create_summary_metadata(display_name="", description="")
+    if plugin == SCALARS_PLUGIN:
+        return scalar_metadata.create_summary_metadata(display_name="", description="")
+    metadata = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=content)
     )
+    if plugin == PLUGIN_NAME:
+        metadata.summary_description = UNITS_DESCRIPTION
+    return metadata
 
 
 class EventWriter:
@@ -81,14 +101,6 @@ class EventWriter:
 
     def write_event(self, event: event_pb2.Event) -> None:
         self._file.write(frame(event.SerializeToString()))
-
-    def _value(self, tag: str, step: int, plugin: str, content: bytes = b"", **value) -> None:
-        summary_value = summary_pb2.Summary.Value(tag=tag, **value)
-        if tag not in self._tags_seen:
-            summary_value.metadata.CopyFrom(_metadata(plugin, content))
-            self._tags_seen.add(tag)
-        summary = summary_pb2.Summary(value=[summary_value])
-        self.write_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
 
     def summaries(
         self, step: int, values: Iterable[tuple[str, summary_pb2.SummaryMetadata, np.ndarray]]
@@ -107,17 +119,17 @@ class EventWriter:
         self._file.flush()
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        self._value(tag, step, SCALARS_PLUGIN, tensor=array_to_tensor(np.array(value, dtype=np.float32)))
+        self.summaries(step, [(tag, summary_metadata(SCALARS_PLUGIN), np.array(value, dtype=np.float32))])
 
     def histogram(self, tag: str, values: np.ndarray, step: int, bins: int = 30) -> None:
-        self._value(tag, step, HISTOGRAMS_PLUGIN, tensor=array_to_tensor(histogram_buckets(values, bins)))
+        self.summaries(step, [(tag, summary_metadata(HISTOGRAMS_PLUGIN), histogram_buckets(values, bins))])
 
     def units(self, tag: str, record: np.ndarray, step: int, metadata: UnitsMetadata) -> None:
-        tensor = array_to_tensor(np.asarray(record, dtype=np.float32))
-        self._value(tag, step, PLUGIN_NAME, metadata.to_bytes(), tensor=tensor)
+        record = np.asarray(record, dtype=np.float32)
+        self.summaries(step, [(tag, summary_metadata(PLUGIN_NAME, metadata.to_bytes()), record)])
 
     def text(self, tag: str, markdown: str, step: int) -> None:
-        self._value(tag, step, TEXT_PLUGIN, tensor=array_to_tensor(np.array([markdown], dtype=object)))
+        self.summaries(step, [(tag, summary_metadata(TEXT_PLUGIN), np.array([markdown], dtype=object))])
 
     def close(self) -> None:
         self._file.close()
