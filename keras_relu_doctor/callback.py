@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+import types
 import warnings
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_relu_doctor import probe as probe_lib
 from keras_relu_doctor import tags
 from keras_relu_doctor.errors import UnsupportedModel
-from keras_relu_doctor.events.writer import EventWriter
+from keras_relu_doctor.events.writer import EventWriter, summary_metadata
 
 ON_DEAD_CHOICES = ("warn", "stop", "ignore")
+PROBE_MODE_CHOICES = (tags.PROBE_TRAINING, tags.PROBE_INFERENCE)
+SUPPORTED_BACKENDS = ("tensorflow",)
+DEFAULT_BUCKETS = 30  # tf.summary.histogram's own default
 
 
 class ReluDoctorWarning(UserWarning):
@@ -26,29 +29,45 @@ class ReluDoctorWarning(UserWarning):
 class ReluDoctor(keras.callbacks.Callback):
     """Logs per-layer liveness, activations and gradients to TensorBoard.
 
-    At the end of every epoch (or every ``update_freq`` batches) the callback
-    runs the model on a fixed probe batch in inference mode and writes, for
-    every layer with weights, an activation, or pooling: histograms of its
-    outputs, pre-activations and gradients; the share of dead, near-dead and
-    zero outputs; gradient, weight and update norms; and a per-unit record of
-    how often each unit is active, so ``relu-doctor report`` can name the dead
-    units and when each died. Events go to ``log_dir/train``, where Keras'
-    own ``TensorBoard`` callback writes, so both can share a ``log_dir``.
+    Once before the first update (the baseline, step 0) and then at the end of
+    every epoch (or every ``update_freq`` batches), the callback runs the
+    model on a fixed probe batch and writes, for every layer that computes
+    something (weights, an activation, pooling, recurrent, Lambda and custom
+    layers): histograms of its outputs, pre-activations and gradients; the
+    share of dead, near-dead and zero outputs; gradient, weight and update
+    norms; and a per-unit record of how often each unit is active, so
+    ``relu-doctor report`` can name the dead units and when each died. Once
+    per ``fit`` it also writes the model facts (layers, activations,
+    initializers, merges, optimizer, learning rate, loss) and which layers
+    were not measured, with the reason. Events go to ``log_dir/train``, where
+    Keras' own ``TensorBoard`` callback writes, so both can share a ``log_dir``.
 
-    Measuring never changes training: the probe runs with ``training=False``
-    (BatchNormalization statistics stay put), takes no optimizer step, and
-    touches no weight, metric or random stream. Training with and without the
-    callback gives bit-identical weights.
+    By default the probe measures the network the optimizer trains:
+    BatchNormalization on the probe batch's statistics, Dropout and noise off.
+    Measuring never changes training: it takes no optimizer step, and what
+    the forward pass would assign (moving statistics, seed generator states)
+    is discarded, so weights, optimizer state, BatchNormalization statistics
+    and random streams are bit-identical with and without the callback.
+
+    Steps count updates done: step 0 is the baseline, step N comes after N
+    epochs (or N batches with an integer ``update_freq``); a second ``fit``
+    with the same callback continues the count.
 
     Args:
         log_dir: Folder for the event files (``log_dir/train``).
         probe_data: The samples every measurement is taken on: a tuple
             ``(x, y)`` or ``(x, y, sample_weight)`` of arrays (``x`` and ``y``
-            may be dicts or lists for multi-input/-output models), or a
-            ``tf.data.Dataset`` yielding such tuples, of which the first
-            ``probe_size`` samples are taken. Defaults to `None`: the
-            validation data of the ``fit`` call.
+            may be dicts or lists for multi-input/-output models), a
+            ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` yielding such
+            tuples, of which the first ``probe_size`` samples are taken.
+            Defaults to `None`: the ``validation_data`` (or
+            ``validation_split``) of the ``fit`` call.
         probe_size: Number of probe samples kept. Defaults to `512`.
+        probe_mode: ``"training"`` to measure the network the optimizer
+            trains (normalisation layers on batch statistics, Dropout off),
+            ``"inference"`` to measure the deployed network
+            (``model(x, training=False)``: moving statistics). Defaults to
+            `"training"`.
         update_freq: ``"epoch"`` to log after every epoch, or an integer N to
             log every N training batches (steps then count batches). Defaults
             to `"epoch"`.
@@ -61,6 +80,10 @@ class ReluDoctor(keras.callbacks.Callback):
             share passes ``dead_threshold``, ``"stop"`` to also stop training
             (as ``EarlyStopping`` does), ``"ignore"`` to stay silent. Defaults
             to `"warn"`.
+        loss: The loss to differentiate when the model was compiled without
+            one (a custom ``train_step``): a name or a ``keras.losses.Loss``.
+            Defaults to `None`: the compiled loss, and no gradients are
+            logged (and the logdir says so) when there is none.
         histogram_buckets: Buckets per histogram. Defaults to `30`.
         verbose: 1 prints where the events go and what is measured; 0 is
             silent (warnings still show). Defaults to `0`.
@@ -84,18 +107,29 @@ class ReluDoctor(keras.callbacks.Callback):
         log_dir: str | os.PathLike[str],
         probe_data: Any = None,
         probe_size: int = 512,
+        probe_mode: str = tags.PROBE_TRAINING,
         update_freq: str | int = "epoch",
         tolerance: float = 1e-6,
         dead_threshold: float = 0.5,
         on_dead: str = "warn",
-        histogram_buckets: int = probe_lib.DEFAULT_BUCKETS,
+        loss: Any = None,
+        histogram_buckets: int = DEFAULT_BUCKETS,
         verbose: int = 0,
     ) -> None:
         super().__init__()
+        backend = keras.backend.backend()
+        if backend not in SUPPORTED_BACKENDS:
+            raise UnsupportedModel(
+                f"ReluDoctor measures on the TensorFlow backend; this Keras runs on {backend!r} "
+                f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', backend)}). Supported: "
+                f"{', '.join(SUPPORTED_BACKENDS)}. Set KERAS_BACKEND=tensorflow before importing keras."
+            )
         if not str(log_dir):
             raise ValueError("`log_dir` must be a folder path, got an empty string.")
         if on_dead not in ON_DEAD_CHOICES:
             raise ValueError(f"`on_dead` must be one of {ON_DEAD_CHOICES}, got on_dead={on_dead!r}.")
+        if probe_mode not in PROBE_MODE_CHOICES:
+            raise ValueError(f"`probe_mode` must be one of {PROBE_MODE_CHOICES}, got probe_mode={probe_mode!r}.")
         if isinstance(update_freq, bool) or not (
             update_freq == "epoch" or (isinstance(update_freq, int) and update_freq > 0)
         ):
@@ -114,71 +148,82 @@ class ReluDoctor(keras.callbacks.Callback):
             raise ValueError(
                 f"`histogram_buckets` must be a positive integer, got histogram_buckets={histogram_buckets!r}."
             )
+        if loss is not None:
+            try:
+                keras.losses.get(loss)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"`loss` must be a Keras loss name or object, got loss={loss!r} ({error}).") from None
         if probe_data is not None:
-            _check_probe_structure(probe_data)
+            _check_probe_structure(probe_data, "probe_data")
         self.log_dir = os.fspath(log_dir)
         self.probe_data = probe_data
         self.probe_size = probe_size
+        self.probe_mode = probe_mode
         self.update_freq = update_freq
         self.tolerance = float(tolerance)
         self.dead_threshold = float(dead_threshold)
         self.on_dead = on_dead
+        self.loss = loss
         self.histogram_buckets = histogram_buckets
         self.verbose = verbose
         self._writer: EventWriter | None = None
-        self._layout: probe_lib.ProbeLayout | None = None
+        self._layout: Any = None
         self._probe_fn: Any = None
-        self._layers: list[probe_lib.ProbedLayer] = []
+        self._entries: list[Any] = []
         self._probe_batch: tuple[Any, Any, Any] | None = None
         self._warned_dead: set[str] = set()
         self._warned_nonfinite = False
-        self._batches_seen = 0
-        self._first_batch = 0
+        self._fits = 0
+        self._epochs_done = 0  # across fits: the step of the last epoch log
+        self._epoch_offset = 0
+        self._batches_done = 0  # across fits, for models without an optimizer counter
+        self._last_step: int | None = None
         self.last_result: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------- set-up
     @property
     def layer_paths(self) -> list[str]:
         """Tag prefixes of the measured layers, in model order."""
-        return [p.path for p in self._layers]
+        return [entry.path for entry in self._entries if entry.measured]
+
+    @property
+    def not_measured(self) -> dict[str, str]:
+        """Layers that are not measured, with the reason (after ``on_train_begin``)."""
+        return dict(self._layout.not_measured) if self._layout is not None else {}
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        probe_data = self.probe_data if self.probe_data is not None else _fit_validation_data()
+        from keras_relu_doctor import probe as probe_lib
+
+        fit_arguments = _fit_arguments()
+        if self.probe_data is not None:
+            probe_data, source = self.probe_data, "probe_data"
+        else:
+            probe_data, source = fit_arguments.get("validation_data"), "validation_data"
         if probe_data is None:
             raise ValueError(
                 "ReluDoctor needs probe samples: pass `probe_data`, e.g. "
                 "ReluDoctor(log_dir, probe_data=(x_val[:512], y_val[:512])), "
                 "or call fit(..., validation_data=(x_val, y_val))."
             )
-        x, y, sample_weight = _take_probe(probe_data, self.probe_size)
+        x, y, sample_weight = _take_probe(probe_data, self.probe_size, source)
         # One sample through the model first: subclassed models build their
         # sublayers (and their weights) on first call.
-        y_pred_one = self._call_on_one(x)
-        self._layers = probe_lib.select_layers(self.model)
-        if not self._layers:
+        y_pred_one = self._call_on_one(x, source)
+        self._entries = probe_lib.walk_layers(self.model)
+        if not any(entry.measured for entry in self._entries):
             raise UnsupportedModel(_unsupported_message(self.model))
-        loss_fn = _private_loss(self.model)
-        if loss_fn is None:
-            warnings.warn(
-                "ReluDoctor: the model was compiled without a loss, so no gradients are logged; "
-                "compile with `loss=` to get gradient histograms and norms.",
-                ReluDoctorWarning,
-                stacklevel=2,
-            )
-        else:
+        loss_fn, gradients_note = self._loss_function()
+        if loss_fn is not None:
             # Building creates trackers (variables), which a tf.function must not do.
             loss_fn(keras.tree.map_structure(lambda t: t[:1], y), y_pred_one)
         settings = probe_lib.ProbeSettings(
             tolerance=self.tolerance,
             step_unit=tags.STEP_EPOCH if self.update_freq == "epoch" else tags.STEP_BATCH,
             buckets=self.histogram_buckets,
+            mode=self.probe_mode,
         )
         self._probe_fn, self._layout = probe_lib.build_probe_function(
-            self.model,
-            self._layers,
-            loss_fn,
-            settings,
-            probe_lib.snapshot_weights(self._layers),
+            self.model, self._entries, loss_fn, settings, probe_lib.snapshot_weights(self._entries)
         )
         self._probe_batch = (x, y, sample_weight)
         # Tracing now costs the same as at the first log, and tells at once
@@ -186,35 +231,100 @@ class ReluDoctor(keras.callbacks.Callback):
         self._probe_fn.get_concrete_function(x, y, sample_weight)
         if not self._layout.reached:
             raise UnsupportedModel(_unsupported_message(self.model))
-        self._writer = EventWriter(os.path.join(self.log_dir, tags.TRAIN_SUBDIR))
-        self._warned_dead.clear()
-        self._warned_nonfinite = False
-        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
-        self._first_batch = int(iterations.numpy()) if iterations is not None else 0
-        self._batches_seen = 0
+        if self._writer is None:
+            self._writer = EventWriter(os.path.join(self.log_dir, tags.TRAIN_SUBDIR))
+        self._fits += 1
+        step = self._start_step(int(fit_arguments.get("initial_epoch") or 0))
         if self.verbose:
-            print(
-                f"ReluDoctor: measuring {len(self._layers)} layers on {_count(x)} probe samples, "
-                f"events in {os.path.join(self.log_dir, tags.TRAIN_SUBDIR)}"
-            )
+            print(self._describe(_count(x)))
+        probe = {
+            "mode": self.probe_mode,
+            "samples": _count(x),
+            "tolerance": self.tolerance,
+            "update_freq": self.update_freq,
+            "fit": self._fits,
+            "first_step": step,
+            "gradients": loss_fn is not None,
+            "gradients_note": gradients_note,
+        }
+        self._log(step, where="initialisation (before the first update)", facts=probe)
 
-    def _call_on_one(self, x: Any) -> Any:
+    def _loss_function(self) -> tuple[Any, str]:
+        """The loss to differentiate, and a note when there is none."""
+        if self.loss is not None:
+            return _private_loss(self.loss, None), ""
+        compiled = getattr(self.model, "_compile_loss", None)
+        if compiled is not None:
+            return _private_loss(compiled._user_loss, compiled), ""
+        note = (
+            "not logged: the model was compiled without a loss (a custom train_step?); "
+            "pass ReluDoctor(..., loss=...) to log them"
+        )
+        warnings.warn(
+            f"ReluDoctor: gradients {note}.",
+            ReluDoctorWarning,
+            stacklevel=3,
+        )
+        return None, note
+
+    def _start_step(self, initial_epoch: int) -> int:
+        """The baseline step of this fit; later logs continue from it."""
+        if self.update_freq == "epoch":
+            start = max(self._epochs_done, initial_epoch)
+            self._epoch_offset = start - initial_epoch
+            return start
+        self._batches_start = self._iterations()
+        self._batches_seen = 0
+        return self._batches_start
+
+    def _iterations(self) -> int:
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        if iterations is None:
+            return self._batches_done
+        return int(keras.ops.convert_to_numpy(iterations))
+
+    def _describe(self, samples: int) -> str:
+        layout = self._layout
+        skipped = {path: reason for path, reason in layout.not_measured.items() if reason in _QUIET_REASONS}
+        missing = {path: reason for path, reason in layout.not_measured.items() if path not in skipped}
+        mode = (
+            "training mode: normalisation on batch statistics, Dropout off"
+            if self.probe_mode == tags.PROBE_TRAINING
+            else "inference mode: model(x, training=False)"
+        )
+        lines = [
+            f"ReluDoctor: measuring {len(layout.reached)} of {len(self._entries)} layers on {samples} probe "
+            f"samples ({mode}); events in {os.path.join(self.log_dir, tags.TRAIN_SUBDIR)}"
+        ]
+        for path, reason in missing.items():
+            lines.append(f"  not measured: {path} ({reason})")
+        if skipped:
+            lines.append(f"  skipped: {len(skipped)} layers that only reshape, route, merge or drop values")
+        return "\n".join(lines)
+
+    def _call_on_one(self, x: Any, source: str) -> Any:
+        import tensorflow as tf
+
         try:
             return self.model(keras.tree.map_structure(lambda t: t[:1], x), training=False)
         except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
-            raise _probe_mismatch(self.model, x, error) from error
+            raise _probe_mismatch(self.model, x, error, source) from error
 
     # ---------------------------------------------------------------- logging
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.update_freq == "epoch":
+        self._batches_done += 1
+        if self.update_freq == "epoch" or self._probe_fn is None:
             return
         self._batches_seen += 1
         if self._batches_seen % int(self.update_freq) == 0:
-            self._log(self._first_batch + self._batches_seen, where=f"batch {self._first_batch + self._batches_seen}")
+            step = max(self._iterations(), self._batches_start + self._batches_seen)
+            self._log(step, where=f"batch {step}")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.update_freq == "epoch":
-            self._log(epoch, where=f"epoch {epoch}")
+        if self.update_freq == "epoch" and self._probe_fn is not None:
+            step = epoch + 1 + self._epoch_offset
+            self._epochs_done = step
+            self._log(step, where=f"epoch {step}")
         if self._writer is not None:
             self._writer.flush()
 
@@ -224,19 +334,69 @@ class ReluDoctor(keras.callbacks.Callback):
             self._writer = None
         self._probe_fn = None
 
-    def _log(self, step: int, where: str) -> None:
+    def _log(self, step: int, where: str, facts: dict[str, Any] | None = None) -> None:
+        from keras_relu_doctor import probe as probe_lib
+
         if self._probe_fn is None or self._probe_batch is None:
+            return
+        if facts is None and step == self._last_step:
             return
         x, y, sample_weight = self._probe_batch
         result = probe_lib.to_numpy(self._probe_fn(x, y, sample_weight))
-        probe_lib.write_probe(self._writer, self._layout, result, step)
+        extra = []
+        if facts is not None:
+            self._recognise_rectifiers(result)
+            document = probe_lib.model_facts(self.model, self._entries, self._layout, probe=facts)
+            extra.append(
+                (
+                    tags.MODEL_FACTS,
+                    summary_metadata(tags.PLUGIN_NAME, tags.MODEL_FACTS_CONTENT),
+                    np.array(tags.encode_facts(document), dtype=object),
+                )
+            )
+        learning_rate = probe_lib.current_learning_rate(getattr(self.model, "optimizer", None))
+        if learning_rate is not None:
+            extra.append(
+                (tags.LEARNING_RATE, summary_metadata(tags.SCALARS_PLUGIN), np.array(learning_rate, np.float32))
+            )
+        if facts is None or step != self._last_step:
+            probe_lib.write_probe(self._writer, self._layout, result, step, extra=extra, baseline=facts is not None)
+        else:
+            # A second fit starts where the first ended: that step is logged already.
+            self._writer.summaries(step, extra)
+        self._last_step = step
         self.last_result = result
         self._check(result, where)
 
+    def _recognise_rectifiers(self, result: dict[str, np.ndarray]) -> None:
+        """Name the activation of layers that do not say theirs (Lambda, custom) from their output.
+
+        Never negative with exact zeros: a rectifier. Read on the baseline.
+        """
+        from keras_relu_doctor.probe.layers import SOURCE_OUTPUT
+
+        layout = self._layout
+        histogram_rows = {tag: index for index, tag in enumerate(layout.histogram_tags)}
+        scalar_rows = {tag: index for index, tag in enumerate(layout.scalar_tags)}
+        for path, metadata in list(layout.metadata.items()):
+            if metadata.activation:
+                continue
+            row = histogram_rows.get(tags.tag(path, tags.ACTIVATIONS))
+            zeros = scalar_rows.get(tags.tag(path, tags.ZERO_FRACTION))
+            if row is None or zeros is None:
+                continue
+            buckets = result["histograms"][row]
+            lowest = float(buckets[0, 0]) if buckets[:, 2].sum() > 0 else -1.0
+            if lowest >= 0.0 and float(result["scalars"][zeros]) > 0.0:
+                layout.metadata[path] = dataclasses.replace(
+                    metadata, activation="relu", activation_source=SOURCE_OUTPUT
+                )
+
     def _check(self, result: dict[str, np.ndarray], where: str) -> None:
+        paths = self.layer_paths
         if result["nonfinite"].sum() > 0 and not self._warned_nonfinite:
             self._warned_nonfinite = True
-            bad = [p for p, n in zip(self.layer_paths, result["nonfinite"]) if n > 0]
+            bad = [p for p, n in zip(paths, result["nonfinite"]) if n > 0]
             warnings.warn(
                 f"ReluDoctor: NaN/Inf in the activations or gradients of {', '.join(bad)} at {where}; "
                 "lower the learning rate or clip gradients (they are counted in "
@@ -246,7 +406,10 @@ class ReluDoctor(keras.callbacks.Callback):
             )
         if self.on_dead == "ignore":
             return
-        for path, fraction in zip(self.layer_paths, result["dead_fraction"]):
+        rectifiers = {path for path, meta in self._layout.metadata.items() if meta.activation in tags.RECTIFIERS}
+        for path, fraction in zip(paths, result["dead_fraction"]):
+            if path not in rectifiers:
+                continue  # only a rectifier dies; a linear layer fed zeros outputs zeros
             if fraction > self.dead_threshold and path not in self._warned_dead:
                 self._warned_dead.add(path)
                 action = "stopping training" if self.on_dead == "stop" else "run `relu-doctor report` for fixes"
@@ -260,53 +423,97 @@ class ReluDoctor(keras.callbacks.Callback):
                     self.model.stop_training = True
 
 
+# Reasons for not measuring a layer that need no attention (shown as a count).
+_QUIET_REASONS = tags.QUIET_NOT_MEASURED_REASONS
+
+
 # --------------------------------------------------------------------- helpers
-def _check_probe_structure(probe_data: Any) -> None:
-    if isinstance(probe_data, tf.data.Dataset):
+def _is_tf_dataset(value: Any) -> bool:
+    import tensorflow as tf
+
+    return isinstance(value, tf.data.Dataset)
+
+
+def _check_probe_structure(probe_data: Any, source: str) -> None:
+    if _is_tf_dataset(probe_data) or isinstance(probe_data, keras.utils.PyDataset):
         return
+    if isinstance(probe_data, types.GeneratorType) or (
+        hasattr(probe_data, "__next__") and not isinstance(probe_data, (tuple, list))
+    ):
+        raise ValueError(
+            f"ReluDoctor cannot take probe samples from the generator passed as `{source}`: reading it would "
+            "consume batches that fit needs. Pass probe_data=(x_val[:512], y_val[:512]), a tf.data.Dataset "
+            "or a keras.utils.PyDataset."
+        )
     if not isinstance(probe_data, (tuple, list)) or len(probe_data) not in (2, 3):
         raise ValueError(
-            "`probe_data` must be a tuple (x, y) or (x, y, sample_weight) of arrays, or a tf.data.Dataset; "
-            f"got {type(probe_data).__name__}. Example: probe_data=(x_val[:512], y_val[:512])."
+            f"`{source}` must be a tuple (x, y) or (x, y, sample_weight) of arrays, a tf.data.Dataset or a "
+            f"keras.utils.PyDataset for ReluDoctor to probe; got {type(probe_data).__name__}. "
+            "Example: ReluDoctor(log_dir, probe_data=(x_val[:512], y_val[:512]))."
         )
     if probe_data[1] is None:
-        raise ValueError("`probe_data` needs targets y to compute gradients: pass (x, y).")
+        raise ValueError(f"`{source}` needs targets y for ReluDoctor to compute gradients: pass (x, y).")
 
 
-def _fit_validation_data() -> Any:
-    """The ``validation_data`` of the ``Model.fit`` call that is running, if any.
+# Keras' fit keeps these as locals; callbacks are handed none of them.
+_FIT_ARGUMENTS = ("validation_data", "initial_epoch", "steps_per_epoch")
 
-    Keras 3 hands callbacks no data; its ``fit`` keeps ``validation_data`` (also
-    when made by ``validation_split``) as a local, which we read from the stack.
+
+def _fit_arguments() -> dict[str, Any]:
+    """``validation_data`` (also when made by ``validation_split``) and ``initial_epoch`` of the running fit.
+
+    Keras 3 hands callbacks no data; its ``fit`` keeps them as locals, which
+    are read from the stack. Empty outside ``fit`` (a callback driven by hand).
     """
     frame = sys._getframe(1)
     for _ in range(12):
         frame = frame.f_back
         if frame is None:
-            return None
+            return {}
         if frame.f_code.co_name == "fit" and str(frame.f_globals.get("__name__", "")).startswith("keras"):
-            return frame.f_locals.get("validation_data")
-    return None
+            return {name: frame.f_locals.get(name) for name in _FIT_ARGUMENTS}
+    return {}
 
 
-def _take_probe(probe_data: Any, probe_size: int) -> tuple[Any, Any, Any]:
+def _batches(probe_data: Any) -> Any:
+    """The batches of a dataset, without consuming anything fit will read."""
+    if isinstance(probe_data, keras.utils.PyDataset):
+        count = probe_data.num_batches
+        index = 0
+        while count is None or index < count:
+            try:
+                yield probe_data[index]
+            except IndexError:
+                return
+            index += 1
+        return
+    yield from probe_data
+
+
+def _take_probe(probe_data: Any, probe_size: int, source: str) -> tuple[Any, Any, Any]:
     """The first ``probe_size`` samples as tensors ``(x, y, sample_weight)``."""
-    if isinstance(probe_data, tf.data.Dataset):
+    import tensorflow as tf
+
+    _check_probe_structure(probe_data, source)
+    if _is_tf_dataset(probe_data) or isinstance(probe_data, keras.utils.PyDataset):
+        kind = type(probe_data).__name__
         parts, taken = [], 0
-        for element in probe_data:
+        for element in _batches(probe_data):
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element)
+            if y is None:
+                raise ValueError(
+                    f"the {kind} passed as `{source}` yields x only; ReluDoctor needs targets y to compute "
+                    "gradients: make it yield (x, y) batches."
+                )
             parts.append((x, y, sample_weight))
             taken += _count(x)
             if taken >= probe_size:
                 break
         if not parts:
-            raise ValueError("`probe_data` is an empty tf.data.Dataset: give it at least one batch.")
+            raise ValueError(f"the {kind} passed as `{source}` is empty: give it at least one batch.")
         x, y, sample_weight = (_concat([part[i] for part in parts]) for i in range(3))
     else:
-        _check_probe_structure(probe_data)
         x, y, sample_weight = (tuple(probe_data) + (None,))[:3]
-    if y is None:
-        raise ValueError("`probe_data` needs targets y to compute gradients: the dataset yields x only.")
     cut = lambda value: None if value is None else tf.convert_to_tensor(np.asarray(value)[:probe_size])  # noqa: E731
     x, y = keras.tree.map_structure(cut, x), keras.tree.map_structure(cut, y)
     sample_weight = None if sample_weight is None else keras.tree.map_structure(cut, sample_weight)
@@ -325,11 +532,11 @@ def _count(x: Any) -> int:
     return int(first.shape[0])
 
 
-def _probe_mismatch(model: keras.Model, x: Any, error: Exception) -> ValueError:
+def _probe_mismatch(model: keras.Model, x: Any, error: Exception, source: str) -> ValueError:
     text = str(error).strip()
     first_line = text.splitlines()[0] if text else type(error).__name__
     return ValueError(
-        f"`probe_data` does not fit the model {model.name!r}: {first_line} "
+        f"`{source}` does not fit the model {model.name!r}: {first_line} "
         f"(probe x: {_describe(x)}; model inputs: {_describe_inputs(model)}). "
         "Pass samples shaped like the training data."
     )
@@ -346,18 +553,17 @@ def _describe_inputs(model: keras.Model) -> str:
         return "unknown (subclassed model)"
 
 
-def _private_loss(model: keras.Model) -> Any:
-    """A copy of the model's compiled loss, so measuring leaves its metrics alone.
+def _private_loss(loss: Any, compiled: Any) -> Any:
+    """A copy of the compiled loss (or of ``loss``), so measuring leaves the model's metrics alone.
 
     Calling the model's own compiled loss would update its loss trackers.
     """
-    compiled = getattr(model, "_compile_loss", None)
-    if compiled is None:
-        return None
     from keras.src.trainers.compile_utils import CompileLoss
 
+    if compiled is None:
+        return CompileLoss(loss, None)
     return CompileLoss(
-        compiled._user_loss,
+        loss,
         compiled._user_loss_weights,
         output_names=getattr(compiled, "output_names", None),
     )

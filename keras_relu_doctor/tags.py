@@ -26,7 +26,15 @@ tag                                       kind       what
 ``<layer>/nonfinite_activations``         scalar     NaN/Inf count in output
 ``<layer>/nonfinite_gradients``           scalar     NaN/Inf count in all its gradients
 ``relu_doctor/probe_loss``                scalar     compiled loss on the probe batch
+``relu_doctor/learning_rate``             scalar     the optimizer's learning rate at each log
+``relu_doctor/model_facts``               tensor     JSON model facts, once per ``fit``
 ========================================  =========  =========================================
+
+Steps (schema 2): the step of a log is the number of updates done, in the
+``step_unit`` of the run. Step 0 is the baseline, measured before the first
+update; with ``update_freq="epoch"`` step N is logged after N epochs (Keras'
+own ``epoch_loss`` of epoch index N-1 belongs to it); with batches, step N
+after N optimizer updates. A second ``fit`` continues the count.
 
 Example:
 
@@ -43,7 +51,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 2: a baseline at step 0 before any update, epoch steps count epochs
+# done, model facts, probe mode. Schema 1 logged epoch index e at step e.
+FIRST_SCHEMA_WITH_BASELINE = 2
 
 # Plugin names. Histograms and scalars use TensorBoard's own plugins so its
 # dashboards show them; the per-unit record uses ours (TensorBoard ignores it).
@@ -90,6 +101,11 @@ HISTOGRAM_QUANTITIES = (ACTIVATIONS, PREACTIVATIONS, OUTPUT_GRADIENT, UNIT_ACTIV
 # Run-level tags (not per layer).
 RUN_PREFIX = "relu_doctor"
 PROBE_LOSS = f"{RUN_PREFIX}/probe_loss"
+LEARNING_RATE = f"{RUN_PREFIX}/learning_rate"
+MODEL_FACTS = f"{RUN_PREFIX}/model_facts"
+# Plugin content that marks the model facts record (the value is the JSON text).
+MODEL_FACTS_CONTENT = b'{"kind": "model_facts", "schema": 2}'
+
 REPORT_TEXT = f"{RUN_PREFIX}/report"
 
 # Scalars Keras' own TensorBoard callback writes (read for loss-curve rules).
@@ -103,13 +119,33 @@ TRAIN_SUBDIR = "train"
 STEP_EPOCH = "epoch"
 STEP_BATCH = "batch"
 
+# Why a layer is not measured, as the model facts record it. The quiet ones
+# need no attention (the report counts them); the others hide a layer from view.
+REASON_SHAPE_ONLY = "reshapes, routes or drops values only"
+REASON_MERGE = "merges measured inputs (see the model facts)"
+REASON_THROUGH_SUBLAYERS = "measured through its sublayers"
+REASON_NOT_REACHED = "not called when the model runs on the probe batch"
+REASON_NOT_FLOAT = "its output is not a floating-point tensor"
+REASON_FUSED_ATTENTION = "attention runs in a fused kernel (flash attention), so its softmax is never materialised"
+QUIET_NOT_MEASURED_REASONS = (REASON_SHAPE_ONLY, REASON_MERGE, REASON_THROUGH_SUBLAYERS)
+
+# Activations whose units can die: exactly zero output and zero gradient for
+# every input below the threshold. LeakyReLU, PReLU and ELU keep a slope there,
+# so their units can only be near-dead.
+RECTIFIERS = ("relu", "relu6")
+
+# How the probe ran the model: normalisation on batch statistics as in
+# training (Dropout off), or the deployed network (``training=False``).
+PROBE_TRAINING = "training"
+PROBE_INFERENCE = "inference"
+
 
 @dataclass(frozen=True)
 class UnitsMetadata:
     """What the reader needs to interpret a ``<layer>/units`` record.
 
     >>> UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu").to_bytes()[:12]
-    b'{"schema": 1'
+    b'{"schema": 2'
     """
 
     tolerance: float
@@ -118,6 +154,8 @@ class UnitsMetadata:
     layer_class: str = ""
     schema: int = SCHEMA_VERSION
     rows: tuple[str, ...] = UNIT_ROWS
+    probe_mode: str = ""
+    activation_source: str = ""
 
     def to_bytes(self) -> bytes:
         fields = asdict(self)
@@ -129,14 +167,36 @@ class UnitsMetadata:
     def from_bytes(cls, content: bytes) -> UnitsMetadata:
         """Parse plugin content; unknown keys from newer writers are ignored."""
         raw = json.loads(content.decode("utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError(f"per-unit metadata is JSON {type(raw).__name__}, not an object")
         return cls(
             tolerance=float(raw.get("tolerance", 1e-6)),
             step_unit=str(raw.get("step_unit", STEP_EPOCH)),
             activation=str(raw.get("activation", "")),
             layer_class=str(raw.get("layer_class", "")),
-            schema=int(raw.get("schema", SCHEMA_VERSION)),
+            # Records without a schema key predate schema 2.
+            schema=int(raw.get("schema", 1)),
             rows=tuple(raw.get("rows", UNIT_ROWS)),
+            probe_mode=str(raw.get("probe_mode", "")),
+            activation_source=str(raw.get("activation_source", "")),
         )
+
+
+def encode_facts(facts: dict) -> bytes:
+    """The model facts as the UTF-8 JSON text stored in the ``MODEL_FACTS`` tensor.
+
+    >>> decode_facts(encode_facts({"layers": []}))["schema"]
+    2
+    """
+    return json.dumps({"schema": SCHEMA_VERSION, **facts}, sort_keys=False).encode("utf-8")
+
+
+def decode_facts(content: bytes) -> dict:
+    """Parse a ``MODEL_FACTS`` value; ``ValueError`` when it is not a JSON object."""
+    raw = json.loads(content.decode("utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError(f"model facts are JSON {type(raw).__name__}, not an object")
+    return raw
 
 
 def tag(layer: str, quantity: str) -> str:

@@ -102,7 +102,13 @@ def _loss(run: Run) -> tuple[str, ScalarSeries] | tuple[None, None]:
         candidates = (tags.PROBE_LOSS, tags.KERAS_BATCH_LOSS, tags.KERAS_EPOCH_LOSS)
     for tag in candidates:
         if tag in run.scalars:
-            return tag, run.scalars[tag]
+            series = run.scalars[tag]
+            if tag == tags.KERAS_EPOCH_LOSS and run.step_unit == tags.STEP_EPOCH and (run.schema or 1) >= (
+                tags.FIRST_SCHEMA_WITH_BASELINE
+            ):
+                # Keras logs epoch index e at step e; our records of it come after e + 1 epochs.
+                series = ScalarSeries(steps=series.steps + 1, values=series.values)
+            return tag, series
     return None, None
 
 

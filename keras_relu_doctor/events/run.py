@@ -25,11 +25,13 @@ from keras_relu_doctor.events.series import HistogramSeries, Run, ScalarSeries, 
 from keras_relu_doctor.events.tensors import tensor_to_array
 from keras_relu_doctor.tags import (
     HISTOGRAMS_PLUGIN,
+    MODEL_FACTS,
     PLUGIN_NAME,
     SCALARS_PLUGIN,
     UNIT_ROWS,
     UNITS,
     UnitsMetadata,
+    decode_facts,
     parse_tag,
 )
 
@@ -171,6 +173,19 @@ class _Units:
         )
 
 
+class _Facts:
+    """The model facts records, one per ``fit``, in the order written."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, dict]] = []
+
+    def add_tensor(self, step: int, tensor) -> None:
+        values = tensor_to_array(tensor)
+        if values.dtype != object or values.size != 1:
+            raise ValueError(f"model facts tensor of shape {values.shape} and dtype {values.dtype}")
+        self.records.append((step, decode_facts(bytes(values.reshape(-1)[0]))))
+
+
 def _plugin_by_tag(tag: str, tensor) -> str:
     """The plugin of a tensor whose metadata was lost with a damaged first record."""
     if not tensor.tensor_shape.dim:
@@ -190,6 +205,7 @@ class _RunReader:
         self.scalars: dict[str, _Scalars] = {}
         self.histograms: dict[str, _Histograms] = {}
         self.units: dict[str, _Units] = {}
+        self.facts = _Facts()
         self.layers: dict[str, None] = {}
         # Plugin metadata may come with a tag's first value only, so the first
         # value decides where all of the tag's values go.
@@ -214,7 +230,7 @@ class _RunReader:
                 for offset, payload in zip(offsets, payloads):
                     try:
                         self._event(parse(payload))
-                    except (DecodeError, ValueError, TypeError, KeyError, IndexError, RuntimeWarning) as error:
+                    except (DecodeError, ValueError, TypeError, KeyError, IndexError, RuntimeWarning, UnicodeDecodeError) as error:
                         self.warnings.append(
                             f"{name}: record at offset {offset} does not parse ({type(error).__name__}); skipped it"
                         )
@@ -255,6 +271,8 @@ class _RunReader:
             elif plugin == HISTOGRAMS_PLUGIN:
                 histograms = self._series(tag, self.histograms, _Histograms)
                 sink = lambda step, value: histograms.add_tensor(step, value.tensor)  # noqa: E731
+            elif plugin == PLUGIN_NAME and tag == MODEL_FACTS:
+                sink = lambda step, value: self.facts.add_tensor(step, value.tensor)  # noqa: E731
             elif plugin == PLUGIN_NAME and (parsed := parse_tag(tag)) and parsed[1] == UNITS:
                 units = self._units_of(parsed[0], content)
                 sink = lambda step, value: units.add_tensor(step, value.tensor)  # noqa: E731
@@ -290,6 +308,7 @@ class _RunReader:
             histograms={tag: series.finish() for tag, series in self.histograms.items()},
             units={layer: series.finish() for layer, series in self.units.items()},
             layers=tuple(self.layers),
+            facts=tuple(self.facts.records),
             files=files,
             truncated_files=truncated,
             warnings=tuple(self.warnings),

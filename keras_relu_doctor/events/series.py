@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -69,7 +69,8 @@ class Run:
 
     ``path`` is relative to the logdir (``"."`` for the logdir itself). Layers
     are listed in the order their first tag appears, which for the callback is
-    the model's order, input to output.
+    the model's order, input to output. ``facts`` holds the model facts the
+    callback wrote, ``(step, document)`` once per ``fit``.
     """
 
     path: str
@@ -78,9 +79,32 @@ class Run:
     units: Mapping[str, UnitsSeries]
     layers: tuple[str, ...]
     files: tuple[str, ...]
+    facts: tuple[tuple[int, Mapping[str, Any]], ...] = ()
     truncated_files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     records: int = 0
+
+    @property
+    def model_facts(self) -> Mapping[str, Any] | None:
+        """The model facts of the last ``fit`` logged, or None (another writer's logs)."""
+        return self.facts[-1][1] if self.facts else None
+
+    @property
+    def probe_mode(self) -> str | None:
+        """``"training"`` or ``"inference"``: how the probe ran the model; None when not recorded."""
+        facts = self.model_facts
+        if facts and isinstance(facts.get("probe"), Mapping) and facts["probe"].get("mode"):
+            return str(facts["probe"]["mode"])
+        for series in self.units.values():
+            return series.metadata.probe_mode or None
+        return None
+
+    @property
+    def schema(self) -> int | None:
+        """Schema version of the callback's records (2: baseline at step 0); None without them."""
+        for series in self.units.values():
+            return series.metadata.schema
+        return None
 
     @property
     def step_unit(self) -> str | None:

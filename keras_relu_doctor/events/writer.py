@@ -25,7 +25,14 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
 from keras_relu_doctor.events.framing import frame
-from keras_relu_doctor.tags import HISTOGRAMS_PLUGIN, PLUGIN_NAME, SCALARS_PLUGIN, TEXT_PLUGIN, UnitsMetadata
+from keras_relu_doctor.tags import (
+    HISTOGRAMS_PLUGIN,
+    MODEL_FACTS_CONTENT,
+    PLUGIN_NAME,
+    SCALARS_PLUGIN,
+    TEXT_PLUGIN,
+    UnitsMetadata,
+)
 
 _NUMPY_DTYPES = {
     np.dtype(np.float32): types_pb2.DT_FLOAT,
@@ -64,6 +71,7 @@ def histogram_buckets(values: np.ndarray, bins: int = 30) -> np.ndarray:
 
 
 UNITS_DESCRIPTION = "Per-unit liveness on the probe batch: rows active_fraction, max_abs_output."
+FACTS_DESCRIPTION = "ReluDoctor's model facts (JSON): layers, activations, initializers, optimizer, loss."
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,7 +92,7 @@ def summary_metadata(plugin: str, content: bytes = b"") -> summary_pb2.SummaryMe
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=content)
     )
     if plugin == PLUGIN_NAME:
-        metadata.summary_description = UNITS_DESCRIPTION
+        metadata.summary_description = FACTS_DESCRIPTION if content == MODEL_FACTS_CONTENT else UNITS_DESCRIPTION
     return metadata
 
 

@@ -40,7 +40,8 @@ def dead_run(keras_mod, regression_data, tmp_path_factory, read_events):
 
 def test_biased_relu_layer_is_fully_dead(dead_run):
     callback, events, _ = dead_run
-    assert events.steps(tags.tag("dying", tags.DEAD_FRACTION)) == [0, 1, 2]
+    # Step 0 is the baseline before any update, then one step per epoch done.
+    assert events.steps(tags.tag("dying", tags.DEAD_FRACTION)) == [0, 1, 2, 3]
     assert float(events.last(tags.tag("dying", tags.DEAD_FRACTION))) == 1.0
     assert float(events.last(tags.tag("dying", tags.NEAR_DEAD_FRACTION))) == 0.0
     assert float(events.last(tags.tag("dying", tags.ZERO_FRACTION))) == 1.0
@@ -55,9 +56,11 @@ def test_biased_relu_layer_is_fully_dead(dead_run):
 def test_dead_layer_warns_once_naming_layer_fraction_and_epoch(dead_run):
     _, _, caught = dead_run
     messages = [str(w.message) for w in caught if "dead units" in str(w.message)]
+    # The linear head outputs exact zeros too (its input is all zeros), but only
+    # a rectifier can die.
     assert messages == [
-        "ReluDoctor: layer 'dying' has 100% dead units at epoch 0 (threshold 50%); "
-        "run `relu-doctor report` for fixes."
+        "ReluDoctor: layer 'dying' has 100% dead units at initialisation (before the first update) "
+        "(threshold 50%); run `relu-doctor report` for fixes."
     ]
 
 
@@ -152,9 +155,11 @@ def test_update_freq_in_batches_logs_at_global_batch_steps(keras_mod, regression
     model.compile("sgd", "mse")
     _fit(keras, model, x, y[:, :1].repeat(4, 1), tmp_path, epochs=2, update_freq=3)
     events = read_events(str(tmp_path))
-    assert events.steps(tags.tag("d", tags.DEAD_FRACTION)) == [3, 6, 9, 12, 15]
+    assert events.steps(tags.tag("d", tags.DEAD_FRACTION)) == [0, 3, 6, 9, 12, 15]
     meta = tags.UnitsMetadata.from_bytes(events.metadata[tags.tag("d", tags.UNITS)].plugin_data.content)
     assert meta.step_unit == tags.STEP_BATCH
+    # No update ratio at the baseline: nothing was updated yet.
+    assert events.steps(tags.tag("d", tags.UPDATE_RATIO)) == [3, 6, 9, 12, 15]
     ratios = [float(v) for _, v in events.values[tags.tag("d", tags.UPDATE_RATIO)]]
     assert all(r > 0 for r in ratios)
 

@@ -46,8 +46,12 @@ def test_tensorboard_reader_sees_every_tag_beside_keras_callback(shared_log_dir,
         expected |= {tags.gradient_tag(layer, w) for w in weights}
     expected.add(tags.tag("hidden", tags.PREACTIVATIONS))
     assert expected <= set(events.values)
-    for tag in expected - {tags.KERAS_EPOCH_LOSS}:
-        assert events.steps(tag) == [0, 1], tag
+    # The baseline (step 0) and two epochs; no update ratio before any update.
+    ratios = {tags.tag(layer, tags.UPDATE_RATIO) for layer in ("hidden", "head")}
+    for tag in expected - {tags.KERAS_EPOCH_LOSS} - ratios:
+        assert events.steps(tag) == [0, 1, 2], tag
+    for tag in ratios:
+        assert events.steps(tag) == [1, 2], tag
     # The reader's parser claims our per-layer tags and none of Keras' own.
     keras_tags = {tag for tag in events.values if tag not in expected}
     assert any(tag.endswith("/hidden/kernel/histogram") for tag in keras_tags)
@@ -92,7 +96,7 @@ def test_real_tensorboard_serves_our_histograms_over_http(shared_log_dir):
         assert tags.gradient_tag("hidden", "kernel") in listing["train"]
         query = urllib.parse.urlencode({"run": "train", "tag": tag})
         series = _get_json(f"{base}/histograms?{query}")
-        assert [step for _, step, _ in series] == [0, 1]
+        assert [step for _, step, _ in series] == [0, 1, 2]
         buckets = np.array(series[-1][2])  # [[left, right, count], ...]
         assert buckets[:, 2].sum() == 64 * 8
     finally:

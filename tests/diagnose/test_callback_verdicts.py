@@ -19,12 +19,13 @@ def test_dead_model_is_dying_relu_with_units_and_death_steps(callback_logdirs, d
     assert layer.first_dead_step == 0
     finding = next(f for f in run.findings if f.kind == "dying_relu")
     assert finding.layer == "dense" and finding.units == layer.dead_units
-    assert finding.onset_step == kill_epoch  # the step the share passed 50%
+    # Killed at the end of epoch index kill_epoch: logged after kill_epoch + 1 epochs.
+    assert finding.onset_step == kill_epoch + 1  # the step the share passed 50%
     assert finding.evidence["death_steps"] == {
         **{str(unit): 0 for unit in dead_from_start},
-        str(killed): kill_epoch,
+        str(killed): kill_epoch + 1,
     }
-    assert layer.dead_fraction_by_step == (0.5, 0.5, 0.625, 0.625)
+    assert layer.dead_fraction_by_step == (0.5, 0.5, 0.5, 0.625, 0.625)
 
 
 def test_healthy_relu_model_with_sparse_outputs_is_healthy(callback_logdirs):
@@ -70,4 +71,4 @@ def test_keras_loss_is_read_beside_our_records(callback_logdirs):
     run = build_report(callback_logdirs["healthy"]).run("train")
     assert run.loss_tag == "epoch_loss" and run.step_unit == "epoch"
     steps = np.array(run.layer("dense").steps)
-    np.testing.assert_array_equal(steps, np.arange(4))
+    np.testing.assert_array_equal(steps, np.arange(5))  # the baseline, then 4 epochs

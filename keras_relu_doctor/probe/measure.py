@@ -1,64 +1,47 @@
-"""In-graph measurements on the probe batch: which layers, what they output, and why.
+"""In-graph measurements on the probe batch: one compiled function per run.
 
-The callback builds one ``tf.function`` per run from :func:`build_probe_function`:
-a forward pass in inference mode that records every measured layer's output
-(and the input of its activation), the gradients of the compiled loss with
-respect to those outputs and to the trainable weights, the per-unit liveness,
-histograms and norms. :func:`write_probe` then writes the values as one event
-in TensorBoard's own formats, with the tags of :mod:`tags`: building protos
-in Python costs well under a millisecond, while ``tf.summary`` ops in the
-graph tripled its size and its tracing time.
+:func:`build_probe_function` makes one ``tf.function``: a forward pass that
+records every measured layer's output (and the input of its activation), the
+gradients of the compiled loss with respect to those outputs and to the
+trainable weights, the per-unit liveness, histograms and norms.
+:func:`write_probe` then writes the values as one event in TensorBoard's own
+formats, with the tags of :mod:`keras_relu_doctor.tags`: building protos in
+Python costs well under a millisecond, while ``tf.summary`` ops in the graph
+tripled its size and its tracing time.
 
-Layer outputs are reached by wrapping, while the function is traced, each
-measured layer's ``call`` (and its ``activation`` attribute, to see the
-pre-activation of fused layers such as ``Dense(..., activation="relu")``). The
-wrappers only observe: the traced graph computes exactly what ``model(x)`` does.
-This reaches layers inside Sequential, Functional, nested and subclassed models
-alike, as long as the model calls Keras layers.
+The forward pass runs inside a ``keras.StatelessScope``: whatever a layer
+assigns (BatchNormalization's moving statistics in training mode, a seed
+generator's state) is discarded, so measuring changes no state of the model.
 
 Example (inside the callback)::
 
-    layers = select_layers(model)
-    probe, layout = build_probe_function(model, layers, loss_fn, settings, snapshot_weights(layers))
+    entries = walk_layers(model)
+    probe, layout = build_probe_function(model, entries, loss_fn, settings, snapshot_weights(entries))
     write_probe(event_writer, layout, to_numpy(probe(x, y, sample_weight)), step)
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_relu_doctor import tags
+from keras_relu_doctor.probe.layers import LayerEntry
+from keras_relu_doctor.tags import REASON_NOT_FLOAT, REASON_NOT_REACHED
+from keras_relu_doctor.probe.recording import Record, Trace, recording
 
-# Layers that are an activation: their input is the pre-activation.
-ACTIVATION_LAYER_CLASSES = ("ReLU", "LeakyReLU", "PReLU", "ELU", "Activation", "Softmax")
-# Layers measured even without weights or activation: pooling can amplify
-# outputs to large values upstream of a dying layer (BRIEF.md, seed 000).
-POOLING_MARKER = "Pooling"
 # A ``histogram`` bucket count that keeps events small yet shapes readable;
 # tf.summary.histogram's own default.
 DEFAULT_BUCKETS = 30
-
-
-@dataclass
-class ProbedLayer:
-    """One measured layer: its tag prefix, the layer, and what kind of layer it is."""
-
-    path: str
-    layer: keras.layers.Layer
-    activation: str
-    is_activation_layer: bool
-    has_fused_activation: bool
-    weights: list[tuple[str, Any]] = field(default_factory=list)
-
-    @property
-    def layer_class(self) -> str:
-        return type(self.layer).__name__
+# Probe modes: the network the optimizer trains (normalisation on batch
+# statistics, Dropout off), or the deployed one (``model(x, training=False)``).
+MODE_TRAINING = tags.PROBE_TRAINING
+MODE_INFERENCE = tags.PROBE_INFERENCE
+PROBE_MODES = (MODE_TRAINING, MODE_INFERENCE)
 
 
 @dataclass(frozen=True)
@@ -68,146 +51,7 @@ class ProbeSettings:
     tolerance: float
     step_unit: str
     buckets: int = DEFAULT_BUCKETS
-
-
-def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    # Keras 3 keeps direct sublayers in `_layers`; Sequential/Functional expose `.layers`.
-    flatten = getattr(layer, "_flatten_layers", None)
-    if flatten is None:
-        return []
-    return [child for child in flatten(include_self=False, recursive=False)]
-
-
-def _activation_name(layer: keras.layers.Layer) -> str:
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return type(layer).__name__.lower() if type(layer).__name__ in ACTIVATION_LAYER_CLASSES else ""
-    name = getattr(activation, "__name__", None) or type(activation).__name__
-    return str(name).lower()
-
-
-def _is_measured(layer: keras.layers.Layer) -> bool:
-    name = type(layer).__name__
-    if name == "InputLayer":
-        return False
-    if layer.weights or name in ACTIVATION_LAYER_CLASSES or POOLING_MARKER in name:
-        return True
-    return _activation_name(layer) not in ("", "linear")
-
-
-def select_layers(model: keras.Model) -> list[ProbedLayer]:
-    """The leaf layers of ``model`` to measure, each with its path in the model.
-
-    A layer is measured when it has weights, is or fuses an activation, or is a
-    pooling layer. Nested models contribute their layers under their own name.
-
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="relu")])
-    >>> [p.path for p in select_layers(model)]
-    ['dense']
-    """
-    selected: list[ProbedLayer] = []
-    seen: set[int] = set()
-
-    def visit(layer: keras.layers.Layer, prefix: str) -> None:
-        for child in _children(layer):
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            path = f"{prefix}{child.name}"
-            grandchildren = _children(child)
-            if grandchildren:
-                visit(child, path + "/")
-            elif _is_measured(child):
-                activation = _activation_name(child)
-                is_activation_layer = type(child).__name__ in ACTIVATION_LAYER_CLASSES
-                selected.append(
-                    ProbedLayer(
-                        path=path,
-                        layer=child,
-                        activation=activation,
-                        is_activation_layer=is_activation_layer,
-                        has_fused_activation=(not is_activation_layer)
-                        and activation not in ("", "linear"),
-                        weights=_named_weights(child),
-                    )
-                )
-
-    visit(model, "")
-    return selected
-
-
-def _named_weights(layer: keras.layers.Layer) -> list[tuple[str, Any]]:
-    named: list[tuple[str, Any]] = []
-    used: set[str] = set()
-    for index, variable in enumerate(layer.trainable_weights):
-        name = str(variable.name).split("/")[-1].split(":")[0] or f"weight_{index}"
-        if name in used:
-            name = f"{name}_{index}"
-        used.add(name)
-        named.append((name, variable))
-    return named
-
-
-@dataclass
-class _Record:
-    output: tf.Tensor | None = None
-    preactivation: tf.Tensor | None = None
-
-
-@contextlib.contextmanager
-def _recording(layers: list[ProbedLayer], tape: tf.GradientTape) -> Iterator[dict[str, _Record]]:
-    """Wrap each layer's ``call`` (and fused activation) to record and watch outputs.
-
-    Restores every layer on exit, also when tracing fails.
-    """
-    records: dict[str, _Record] = {}
-    restore: list[Callable[[], None]] = []
-
-    def patch(obj: Any, name: str, value: Any) -> None:
-        had = name in obj.__dict__
-        old = obj.__dict__.get(name)
-        object.__setattr__(obj, name, value)
-
-        def undo() -> None:
-            if had:
-                object.__setattr__(obj, name, old)
-            else:
-                object.__delattr__(obj, name)
-
-        restore.append(undo)
-
-    for probed in layers:
-        record = records.setdefault(probed.path, _Record())
-        layer = probed.layer
-        original_call = layer.call
-
-        def recording_call(*args: Any, __call=original_call, __rec=record, __p=probed, **kwargs: Any) -> Any:
-            if __p.is_activation_layer:
-                inputs = args[0] if args else kwargs.get("inputs")
-                if isinstance(inputs, tf.Tensor):
-                    __rec.preactivation = inputs
-            output = __call(*args, **kwargs)
-            if __rec.output is None and isinstance(output, tf.Tensor) and output.dtype.is_floating:
-                tape.watch(output)
-                __rec.output = output
-            return output
-
-        patch(layer, "call", recording_call)
-        if probed.has_fused_activation:
-            original_activation = layer.activation
-
-            def recording_activation(x: Any, *args: Any, __act=original_activation, __rec=record, **kwargs: Any) -> Any:
-                if __rec.preactivation is None and isinstance(x, tf.Tensor):
-                    __rec.preactivation = x
-                return __act(x, *args, **kwargs)
-
-            patch(layer, "activation", recording_activation)
-    try:
-        yield records
-    finally:
-        for undo in reversed(restore):
-            undo()
-
+    mode: str = MODE_TRAINING
 
 def _dense(values: Any) -> tf.Tensor:
     # Embedding gradients arrive as IndexedSlices.
@@ -321,13 +165,26 @@ def _global_norm(tensors: list[tf.Tensor]) -> tf.Tensor:
 class ProbeLayout:
     """Which tag each value the probe returns belongs to; filled when the probe is traced.
 
-    ``reached`` lists the layers whose output the forward pass reached.
+    ``reached`` lists the measured layers whose output the forward pass
+    reached; ``not_measured`` gives, for every other layer, the reason.
+    ``inputs`` and ``order`` are the layer graph as the forward pass ran it
+    (a layer's producers, ``<input>`` for the model's inputs), ``outputs``
+    the layers whose tensors the model returns. ``metadata`` is each layer's
+    per-unit record metadata, which the callback may refine before the first
+    write (a rectifier recognised from its output).
     """
 
     reached: list[str] = field(default_factory=list)
+    not_measured: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, list[str]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    output_units: list[int | None] = field(default_factory=list)
     histogram_tags: list[str] = field(default_factory=list)
     scalar_tags: list[str] = field(default_factory=list)
-    unit_tags: list[tuple[str, bytes]] = field(default_factory=list)  # (tag, UnitsMetadata bytes)
+    unit_tags: list[tuple[str, str]] = field(default_factory=list)  # (tag, layer path)
+    metadata: dict[str, tags.UnitsMetadata] = field(default_factory=dict)
+    gradients: bool = True
 
 
 @dataclass
@@ -336,83 +193,94 @@ class _Collected:
 
     histograms: list[tuple[str, tf.Tensor]] = field(default_factory=list)
     scalars: list[tuple[str, tf.Tensor]] = field(default_factory=list)
-    units: list[tuple[str, bytes, tf.Tensor]] = field(default_factory=list)
+    units: list[tuple[str, str, tf.Tensor]] = field(default_factory=list)
 
     def scalar(self, tag: str, value: tf.Tensor) -> None:
         self.scalars.append((tag, tf.cast(value, tf.float32)))
 
 
+def _not_measured_reason(record: Record) -> str:
+    return REASON_NOT_FLOAT if record.called and not record.float_output else REASON_NOT_REACHED
+
+
 def build_probe_function(
     model: keras.Model,
-    layers: list[ProbedLayer],
+    entries: list[LayerEntry],
     loss_fn: Callable[..., tf.Tensor] | None,
     settings: ProbeSettings,
     previous_weights: dict[str, list[tf.Variable]],
 ) -> tuple[Callable[..., dict[str, Any]], ProbeLayout]:
     """One compiled function: forward, gradients, liveness, histograms, norms.
 
-    The function returns ``histograms`` (``[m, buckets, 3]``), ``scalars``
-    (``[s]``) and ``units`` (one ``[2, units]`` per layer), laid out as the
-    :class:`ProbeLayout` returned beside it says, for :func:`write_probe`; and,
-    for the live checks, ``dead_fraction`` and ``nonfinite`` (one value per
-    layer, in ``layers`` order), ``measured`` (1.0 where a layer's output was
-    reached) and ``loss``.
+    ``entries`` are all the model's layers (:func:`walk_layers`); those marked
+    measured are measured, the others only traced for the layer graph. With
+    ``loss_fn`` None no gradient is computed or written (``layout.gradients``
+    is False). The function returns ``histograms`` (``[m, buckets, 3]``),
+    ``scalars`` (``[s]``) and ``units`` (one ``[2, units]`` per layer), laid
+    out as the :class:`ProbeLayout` returned beside it says, for
+    :func:`write_probe`; and, for the live checks, ``dead_fraction`` and
+    ``nonfinite`` (one value per measured layer, in ``entries`` order),
+    ``measured`` (1.0 where a layer's output was reached) and ``loss``.
     """
-    layout = ProbeLayout()
-    metadata = {
-        p.path: tags.UnitsMetadata(
-            tolerance=settings.tolerance,
-            step_unit=settings.step_unit,
-            activation=p.activation,
-            layer_class=p.layer_class,
-        ).to_bytes()
-        for p in layers
-    }
+    layout = ProbeLayout(gradients=loss_fn is not None)
+    measured_entries = [entry for entry in entries if entry.measured]
+    layout.metadata.update(
+        {
+            entry.path: tags.UnitsMetadata(
+                tolerance=settings.tolerance,
+                step_unit=settings.step_unit,
+                activation=entry.activation.name,
+                activation_source=entry.activation.source,
+                layer_class=entry.layer_class,
+                probe_mode=settings.mode,
+            )
+            for entry in measured_entries
+        }
+    )
+    batch_statistics = settings.mode == MODE_TRAINING
 
     # autograph=False: the body branches on Python values only, and converting
     # every Keras call it traces costs seconds.
     @tf.function(reduce_retracing=True, autograph=False)
     def probe(x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
-        with tf.GradientTape() as tape:
-            with _recording(layers, tape) as records:
+        with tf.GradientTape() as tape, keras.StatelessScope():
+            with recording(entries, tape, batch_statistics=batch_statistics) as trace:
                 y_pred = model(x, training=False)
-            layout.reached[:] = [p.path for p in layers if records[p.path].output is not None]
             loss = loss_fn(y, y_pred, sample_weight) if loss_fn is not None else tf.constant(0.0)
-        weight_sources = [v for p in layers for _, v in p.weights]
-        output_sources = [records[p.path].output for p in layers if records[p.path].output is not None]
-        gradients = (
-            tape.gradient(
-                loss,
-                weight_sources + output_sources,
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        _fill_graph(layout, entries, trace, y_pred)
+        records = trace.records
+        weight_sources = [v for e in measured_entries for _, v in e.weights]
+        output_sources = [records[e.path].output for e in measured_entries if records[e.path].output is not None]
+        gradients: list[Any] = [None] * (len(weight_sources) + len(output_sources))
+        if loss_fn is not None and gradients:
+            gradients = tape.gradient(
+                loss, weight_sources + output_sources, unconnected_gradients=tf.UnconnectedGradients.ZERO
             )
-            if loss_fn is not None and (weight_sources or output_sources)
-            else [tf.zeros_like(tf.convert_to_tensor(s)) for s in weight_sources + output_sources]
-        )
         weight_grads = iter(gradients[: len(weight_sources)])
         output_grads = iter(gradients[len(weight_sources) :])
 
         collected = _Collected()
-        collected.scalar(tags.PROBE_LOSS, loss)
+        if loss_fn is not None:
+            collected.scalar(tags.PROBE_LOSS, loss)
         dead_fractions, nonfinite, measured = [], [], []
-        for probed in layers:
-            record = records[probed.path]
-            grads = [next(weight_grads) for _ in probed.weights]
+        for entry in measured_entries:
+            record = records[entry.path]
+            grads = [next(weight_grads) for _ in entry.weights]
             if record.output is None:
                 dead_fractions.append(tf.constant(0.0))
                 nonfinite.append(tf.constant(0.0))
                 measured.append(tf.constant(0.0))
                 continue
             dead, bad = _measure_layer(
-                probed, record, grads, next(output_grads), metadata[probed.path],
-                previous_weights.get(probed.path, []), settings, collected,
+                entry, record, grads, next(output_grads),
+                previous_weights.get(entry.path, []), settings, collected,
             )
             dead_fractions.append(dead)
             nonfinite.append(bad)
             measured.append(tf.constant(1.0))
         layout.histogram_tags[:] = [tag for tag, _ in collected.histograms]
         layout.scalar_tags[:] = [tag for tag, _ in collected.scalars]
-        layout.unit_tags[:] = [(tag, content) for tag, content, _ in collected.units]
+        layout.unit_tags[:] = [(tag, path) for tag, path, _ in collected.units]
         histograms = (
             histogram_tensors([values for _, values in collected.histograms], settings.buckets)
             if collected.histograms
@@ -420,7 +288,7 @@ def build_probe_function(
         )
         return {
             "histograms": histograms,
-            "scalars": tf.stack([value for _, value in collected.scalars]),
+            "scalars": tf.stack([value for _, value in collected.scalars]) if collected.scalars else tf.zeros([0]),
             "units": tuple(record for _, _, record in collected.units),
             "dead_fraction": tf.stack(dead_fractions) if dead_fractions else tf.zeros([0]),
             "nonfinite": tf.stack(nonfinite) if nonfinite else tf.zeros([0]),
@@ -431,47 +299,73 @@ def build_probe_function(
     return probe, layout
 
 
+def _fill_graph(layout: ProbeLayout, entries: list[LayerEntry], trace: Trace, y_pred: Any) -> None:
+    """Copy what the trace saw into the layout (plain Python values, kept after tracing)."""
+    records = trace.records
+    layout.reached[:] = [e.path for e in entries if e.measured and records[e.path].output is not None]
+    layout.not_measured.clear()
+    for entry in entries:
+        if entry.measured and records[entry.path].output is None:
+            layout.not_measured[entry.path] = _not_measured_reason(records[entry.path])
+        elif not entry.measured:
+            layout.not_measured[entry.path] = entry.reason
+    layout.inputs.clear()
+    layout.inputs.update(trace.inputs)
+    layout.order[:] = list(trace.order)
+    heads = [(trace.producers(tensor), tensor) for tensor in keras.tree.flatten(y_pred)]
+    layout.outputs[:] = [producers[0] if producers else "" for producers, _ in heads]
+    layout.output_units[:] = [
+        int(tensor.shape[-1]) if tensor.shape.rank and tensor.shape[-1] is not None else None for _, tensor in heads
+    ]
+
+
 def _measure_layer(
-    probed: ProbedLayer,
-    record: _Record,
-    weight_grads: list[tf.Tensor],
-    output_grad: tf.Tensor,
-    metadata: bytes,
+    entry: LayerEntry,
+    record: Record,
+    weight_grads: list[tf.Tensor | None],
+    output_grad: tf.Tensor | None,
     previous: list[tf.Variable],
     settings: ProbeSettings,
     collected: _Collected,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Add one layer's histograms, scalars and unit record to ``collected``.
 
-    Returns (dead fraction, NaN/Inf count) for the live checks.
+    Gradients are None when the model has no loss to differentiate: then no
+    gradient value is written at all (not zeros). Returns (dead fraction,
+    NaN/Inf count) for the live checks.
     """
-    path = probed.path
+    path = entry.path
     output = record.output
-    liveness = unit_liveness(output, probed.layer, settings.tolerance)
+    liveness = unit_liveness(output, entry.layer, settings.tolerance)
     nonfinite_activations = _nonfinite_count(output)
-    nonfinite_gradients = tf.add_n([_nonfinite_count(g) for g in [*weight_grads, output_grad]])
+    has_gradients = output_grad is not None
+    all_grads = [g for g in [*weight_grads, output_grad] if g is not None]
+    nonfinite_gradients = tf.add_n([_nonfinite_count(g) for g in all_grads]) if all_grads else tf.constant(0.0)
 
     histograms = collected.histograms
     histograms.append((tags.tag(path, tags.ACTIVATIONS), output))
     if record.preactivation is not None:
         histograms.append((tags.tag(path, tags.PREACTIVATIONS), record.preactivation))
-    for (name, _), grad in zip(probed.weights, weight_grads):
-        histograms.append((tags.gradient_tag(path, name), grad))
-    histograms.append((tags.tag(path, tags.OUTPUT_GRADIENT), output_grad))
+    if has_gradients:
+        for (name, _), grad in zip(entry.weights, weight_grads):
+            histograms.append((tags.gradient_tag(path, name), grad))
+        histograms.append((tags.tag(path, tags.OUTPUT_GRADIENT), output_grad))
     histograms.append((tags.tag(path, tags.UNIT_ACTIVITY), liveness["active_fraction"]))
     collected.units.append(
-        (tags.tag(path, tags.UNITS), metadata, tf.stack([liveness["active_fraction"], liveness["max_abs"]]))
+        (tags.tag(path, tags.UNITS), path, tf.stack([liveness["active_fraction"], liveness["max_abs"]]))
     )
     collected.scalar(tags.tag(path, tags.DEAD_FRACTION), liveness["dead_fraction"])
     collected.scalar(tags.tag(path, tags.NEAR_DEAD_FRACTION), liveness["near_dead_fraction"])
     collected.scalar(tags.tag(path, tags.ZERO_FRACTION), liveness["zero_fraction"])
-    collected.scalar(tags.tag(path, tags.OUTPUT_GRAD_NORM), _global_norm([output_grad]))
     collected.scalar(tags.tag(path, tags.NONFINITE_ACTIVATIONS), nonfinite_activations)
-    collected.scalar(tags.tag(path, tags.NONFINITE_GRADIENTS), nonfinite_gradients)
-    if probed.weights:
-        values = [tf.cast(v, tf.float32) for _, v in probed.weights]
+    if has_gradients:
+        collected.scalar(tags.tag(path, tags.OUTPUT_GRAD_NORM), _global_norm([output_grad]))
+        collected.scalar(tags.tag(path, tags.NONFINITE_GRADIENTS), nonfinite_gradients)
+    if entry.weights:
+        values = [tf.cast(v, tf.float32) for _, v in entry.weights]
         weight_norm = _global_norm(values)
-        collected.scalar(tags.tag(path, tags.GRAD_NORM), _global_norm(weight_grads))
+        if has_gradients:
+            collected.scalar(tags.tag(path, tags.GRAD_NORM), _global_norm(weight_grads))
         collected.scalar(tags.tag(path, tags.WEIGHT_NORM), weight_norm)
         if previous:
             change = _global_norm([v - tf.cast(p, tf.float32) for v, p in zip(values, previous)])
@@ -481,36 +375,50 @@ def _measure_layer(
     return liveness["dead_fraction"], nonfinite_activations + nonfinite_gradients
 
 
-def write_probe(writer: Any, layout: ProbeLayout, result: dict[str, Any], step: int) -> None:
+def write_probe(
+    writer: Any,
+    layout: ProbeLayout,
+    result: dict[str, Any],
+    step: int,
+    extra: list[tuple] = (),
+    *,
+    baseline: bool = False,
+) -> None:
     """Write one probe's values as a single event, in TensorBoard's own formats.
 
     Histograms carry the ``histograms`` plugin metadata (``[buckets, 3]`` float64
     tensors, as ``tf.summary.histogram`` writes), scalars the ``scalars`` plugin
     (float32 scalar tensors, as ``tf.summary.scalar``), and per-unit records our
-    plugin. ``writer`` is an :class:`keras_relu_doctor.events.writer.EventWriter`.
+    plugin. ``extra`` values ``(tag, metadata, array)`` go into the same event.
+    At the ``baseline`` (before any update) no update ratio is written.
+    ``writer`` is an :class:`keras_relu_doctor.events.writer.EventWriter`.
     """
     from keras_relu_doctor.events.writer import summary_metadata
 
     scalar_meta = summary_metadata(tags.SCALARS_PLUGIN)
     histogram_meta = summary_metadata(tags.HISTOGRAMS_PLUGIN)
-    values = [(tag, scalar_meta, np.asarray(value, np.float32)) for tag, value in zip(layout.scalar_tags, result["scalars"])]
+    values = [
+        (tag, scalar_meta, np.asarray(value, np.float32))
+        for tag, value in zip(layout.scalar_tags, result["scalars"])
+        if not (baseline and tag.endswith("/" + tags.UPDATE_RATIO))
+    ]
     values += [(tag, histogram_meta, buckets) for tag, buckets in zip(layout.histogram_tags, result["histograms"])]
     values += [
-        (tag, summary_metadata(tags.PLUGIN_NAME, content), np.asarray(record, np.float32))
-        for (tag, content), record in zip(layout.unit_tags, result["units"])
+        (tag, summary_metadata(tags.PLUGIN_NAME, layout.metadata[path].to_bytes()), np.asarray(record, np.float32))
+        for (tag, path), record in zip(layout.unit_tags, result["units"])
     ]
-    writer.summaries(step, values)
+    writer.summaries(step, [*values, *extra])
 
 
-def snapshot_weights(layers: list[ProbedLayer]) -> dict[str, list[tf.Variable]]:
+def snapshot_weights(entries: list[LayerEntry]) -> dict[str, list[tf.Variable]]:
     """Our own copies of each layer's trainable weights, for ``update_ratio``.
 
     Plain ``tf.Variable`` objects held by the callback: the model never sees them.
     """
     return {
-        p.path: [tf.Variable(tf.cast(v, tf.float32), trainable=False) for _, v in p.weights]
-        for p in layers
-        if p.weights
+        entry.path: [tf.Variable(tf.cast(v, tf.float32), trainable=False) for _, v in entry.weights]
+        for entry in entries
+        if entry.measured and entry.weights
     }
 
 
