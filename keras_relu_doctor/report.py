@@ -20,6 +20,7 @@ from keras_relu_doctor.diagnose.dying import estimated_dead_fraction
 from keras_relu_doctor.diagnose.findings import EXPLODING_GRADIENTS, VANISHING_GRADIENTS, Finding
 from keras_relu_doctor.diagnose.layers import LayerSeries
 from keras_relu_doctor.events import Logdir, Run, iter_runs
+from keras_relu_doctor.tags import QUIET_NOT_MEASURED_REASONS
 
 REPORT_SCHEMA = "keras_relu_doctor.report/1"
 GRADIENT_STATUSES = ("ok", "zero", "vanishing", "exploding", "nan", "unknown")
@@ -55,8 +56,25 @@ class LayerSummary:
 
 
 @dataclass(frozen=True)
+class NotMeasured:
+    """A layer the callback could not measure, and why (from the model facts)."""
+
+    layer: str
+    layer_class: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RunReport:
-    """The diagnosis of one run (one folder of event files)."""
+    """The diagnosis of one run (one folder of event files).
+
+    ``probe_mode`` says which network the callback measured (``training``:
+    normalisation on batch statistics; ``inference``: moving statistics);
+    ``not_measured`` lists the layers it could not measure, with the reason;
+    ``skipped_layers`` counts those that only reshape, route, merge or drop
+    values; ``gradients_note`` says why no gradient was logged, when none was.
+    All four come from the model facts and are empty for other writers' logs.
+    """
 
     run: str
     verdict: str
@@ -69,6 +87,10 @@ class RunReport:
     truncated: bool
     truncated_files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    probe_mode: str | None = None
+    not_measured: tuple[NotMeasured, ...] = ()
+    skipped_layers: int = 0
+    gradients_note: str = ""
 
     def layer(self, name: str) -> LayerSummary:
         """The summary of layer ``name``."""
@@ -165,6 +187,25 @@ def _run_gradient_status(layers: tuple[LayerSummary, ...]) -> str:
     return "unknown"
 
 
+def _measurement(run: Run) -> dict[str, Any]:
+    """What the model facts say about how the run was measured (nothing for other writers)."""
+    facts = run.model_facts or {}
+    layers = [layer for layer in facts.get("layers", ()) if isinstance(layer, dict)]
+    unmeasured = [layer for layer in layers if not layer.get("measured", True)]
+    probe = facts.get("probe") if isinstance(facts.get("probe"), dict) else {}
+    note = str(probe.get("gradients_note") or "") if probe.get("gradients") is False else ""
+    return {
+        "probe_mode": run.probe_mode,
+        "not_measured": tuple(
+            NotMeasured(str(layer.get("path", "")), str(layer.get("class", "")), str(layer.get("reason", "")))
+            for layer in unmeasured
+            if layer.get("reason") not in QUIET_NOT_MEASURED_REASONS
+        ),
+        "skipped_layers": sum(1 for layer in unmeasured if layer.get("reason") in QUIET_NOT_MEASURED_REASONS),
+        "gradients_note": note,
+    }
+
+
 def report_run(run: Run, thresholds: Thresholds = Thresholds()) -> RunReport:
     """Diagnose one run that has been read."""
     diagnosis = diagnose(run, thresholds)
@@ -181,6 +222,7 @@ def report_run(run: Run, thresholds: Thresholds = Thresholds()) -> RunReport:
         truncated=bool(run.truncated_files),
         truncated_files=run.truncated_files,
         warnings=run.warnings,
+        **_measurement(run),
     )
 
 

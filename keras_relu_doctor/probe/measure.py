@@ -249,7 +249,7 @@ def build_probe_function(
             loss = loss_fn(y, y_pred, sample_weight) if loss_fn is not None else tf.constant(0.0)
         _fill_graph(layout, entries, trace, y_pred)
         records = trace.records
-        weight_sources = [v for e in measured_entries for _, v in e.weights]
+        weight_sources = [_tf_variable(v) for e in measured_entries for _, v in e.weights]
         output_sources = [records[e.path].output for e in measured_entries if records[e.path].output is not None]
         gradients: list[Any] = [None] * (len(weight_sources) + len(output_sources))
         if loss_fn is not None and gradients:
@@ -297,6 +297,13 @@ def build_probe_function(
         }
 
     return probe, layout
+
+
+def _tf_variable(variable: Any) -> Any:
+    """The ``tf.Variable`` behind a Keras variable: TensorFlow's tape cannot zero-fill an
+    unconnected Keras variable (its dtype is a string)."""
+    value = getattr(variable, "value", variable)
+    return value if isinstance(value, tf.Variable) else variable
 
 
 def _fill_graph(layout: ProbeLayout, entries: list[LayerEntry], trace: Trace, y_pred: Any) -> None:

@@ -73,6 +73,27 @@ def run_heading(run: RunReport) -> str:
     return f"run {run.run}: {run.verdict}{problems}{unit}"
 
 
+MODE_NOTES = {
+    "training": "measured as trained: normalisation on batch statistics, Dropout off",
+    "inference": "measured as deployed: normalisation on moving statistics (probe_mode='inference')",
+}
+
+
+def measurement_notes(run: RunReport) -> list[str]:
+    """How the run was measured and what was not: one line each, for every renderer.
+
+    >>> measurement_notes(RunReport("train", "healthy", (), (), (), "ok", "epoch", None, False, probe_mode="training"))
+    ['measured as trained: normalisation on batch statistics, Dropout off']
+    """
+    notes = [MODE_NOTES[run.probe_mode]] if run.probe_mode in MODE_NOTES else []
+    notes += [f"not measured: {item.layer} ({item.layer_class}): {item.reason}" for item in run.not_measured]
+    if run.skipped_layers:
+        notes.append(f"{run.skipped_layers} layer(s) only reshape, route, merge or drop values: not measured")
+    if run.gradients_note:
+        notes.append(f"gradients {run.gradients_note}")
+    return notes
+
+
 def finding_place(finding: Finding, quote: Callable[[str], str] = str) -> str:
     """`` <layer> from step <n>``, each part only when known; ``quote`` marks up the layer.
 

@@ -7,7 +7,14 @@ from __future__ import annotations
 import html
 import math
 
-from keras_relu_doctor.render.common import LAYER_COLUMNS, finding_place, layer_row, run_heading, unit_list
+from keras_relu_doctor.render.common import (
+    LAYER_COLUMNS,
+    finding_place,
+    layer_row,
+    measurement_notes,
+    run_heading,
+    unit_list,
+)
 from keras_relu_doctor.report import LayerSummary, Report, RunReport
 
 PLOT_WIDTH, PLOT_HEIGHT, MARGIN = 260, 90, 28
@@ -15,7 +22,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .7em;text-align:left;border-bottom:1px solid #ddd}
 .healthy{color:#176f2c}.problem{color:#b00020}.no_data{color:#777}
-.error{color:#b00020}.warning{color:#8a5a00}.info{color:#1f5f8b}
+.error{color:#b00020}.warning{color:#8a5a00}.info{color:#1f5f8b}.note{color:#555;margin:2px 0}
 .plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:.8em;color:#555}
 svg text{font-size:9px;fill:#555}
 """
@@ -70,6 +77,7 @@ def _layer_plots(layer: LayerSummary) -> str:
 def _run_section(run: RunReport) -> str:
     css = "healthy" if run.verdict == "healthy" else "no_data" if run.verdict == "no_data" else "problem"
     out = [f'<section><h2 class="{css}">{html.escape(run_heading(run))}</h2>']
+    out += [f'<p class="note">{html.escape(note)}</p>' for note in measurement_notes(run)]
     out += [f'<p class="warning">warning: {html.escape(warning)}</p>' for warning in run.warnings]
     if run.layers:
         out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in LAYER_COLUMNS) + "</tr>")

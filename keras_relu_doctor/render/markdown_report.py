@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from keras_relu_doctor.render.common import LAYER_COLUMNS, finding_place, layer_row, run_heading, unit_list
+from keras_relu_doctor.render.common import (
+    LAYER_COLUMNS,
+    finding_place,
+    layer_row,
+    measurement_notes,
+    run_heading,
+    unit_list,
+)
 from keras_relu_doctor.report import Report, RunReport
 
 
@@ -13,6 +20,10 @@ def _cell(text: str) -> str:
 def render_run_markdown(run: RunReport) -> str:
     """One run: heading, per-layer table, findings with their fixes."""
     lines = [f"### {_cell(run_heading(run))}", ""]
+    notes = measurement_notes(run)
+    lines += [f"- {_cell(note)}" for note in notes]
+    if notes:
+        lines.append("")
     lines += [f"> warning: {warning}" for warning in run.warnings]
     if run.warnings:
         lines.append("")

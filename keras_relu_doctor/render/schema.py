@@ -72,6 +72,18 @@ RUN_SCHEMA = {
         "truncated": {"type": "boolean", "description": "an event file ends early"},
         "truncated_files": {"type": "array", "items": {"type": "string"}},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "probe_mode": {"enum": ["training", "inference", None], "description": "which network the probe measured"},
+        "not_measured": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["layer", "layer_class", "reason"],
+                "properties": {"layer": {"type": "string"}, "layer_class": {"type": "string"}, "reason": {"type": "string"}},
+            },
+            "description": "layers the callback could not measure, with the reason",
+        },
+        "skipped_layers": {"type": "integer", "description": "layers that only reshape, route, merge or drop values"},
+        "gradients_note": {"type": "string", "description": "why no gradient was logged; empty when they were"},
     },
 }
 

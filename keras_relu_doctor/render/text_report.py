@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import io
 
-from keras_relu_doctor.render.common import LAYER_COLUMNS, finding_place, layer_row, run_heading, unit_list
+from keras_relu_doctor.render.common import (
+    LAYER_COLUMNS,
+    finding_place,
+    layer_row,
+    measurement_notes,
+    run_heading,
+    unit_list,
+)
 from keras_relu_doctor.report import Report
 
 VERDICT_STYLES = {"healthy": "bold green", "no_data": "dim"}
@@ -43,6 +50,8 @@ def render_text(report: Report, *, color: bool = False, width: int = 80) -> str:
     for run in report.runs:
         console.print()
         console.print(Text(run_heading(run), style=VERDICT_STYLES.get(run.verdict, "bold red")))
+        for note in measurement_notes(run):
+            console.print(Text(f"  {note}", style="dim"))
         for warning in run.warnings:
             console.print(Text(f"  warning: {warning}", style="yellow"))
         if run.layers:

@@ -61,3 +61,27 @@ def positive_regression(n: int = 256, features: int = 4, seed: int = 0) -> tuple
 @pytest.fixture(scope="session")
 def regression_data() -> tuple[np.ndarray, np.ndarray]:
     return positive_regression()
+
+
+def random_draws(keras) -> list[np.ndarray]:
+    """The next draws of every random stream a training run could have advanced."""
+    import tensorflow as tf
+
+    return [
+        np.asarray(keras.random.uniform((3,))),  # Keras' global seed generator
+        tf.random.uniform((3,)).numpy(),  # TensorFlow's global stream
+        np.random.random(3),  # numpy's global stream
+    ]
+
+
+def assert_same_training(plain, probed, plain_draws, probed_draws) -> None:
+    """Weights (BatchNorm's moving statistics included), optimizer slots, metrics and RNG draws are bit-identical."""
+    assert len(plain.weights) == len(probed.weights)
+    for a, b in zip(plain.weights, probed.weights):
+        assert np.array_equal(a.numpy(), b.numpy()), a.path
+    for a, b in zip(plain.optimizer.variables, probed.optimizer.variables):
+        assert np.array_equal(np.asarray(a), np.asarray(b)), a.path
+    for a, b in zip(plain.metrics_variables, probed.metrics_variables):
+        assert np.array_equal(np.asarray(a), np.asarray(b)), a.path
+    for a, b in zip(plain_draws, probed_draws):
+        assert np.array_equal(a, b)
