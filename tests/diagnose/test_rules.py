@@ -26,21 +26,37 @@ def _units_record(max_abs: list[float]) -> np.ndarray:
 
 
 def test_deaths_at_a_loss_spike_put_the_learning_rate_first(tmp_path):
-    losses = [1.0, 0.8, 2.4, 0.7, 0.6]
+    losses = [1.0, 0.8, 2.4, 0.7, 0.6]  # Keras' epoch_loss of epoch index 0..4: the third epoch spikes
     alive = [1.0] * 6
     with EventWriter(tmp_path / "train") as writer:
-        for step, loss in enumerate(losses):
-            max_abs = alive if step < 2 else [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+        for step in range(len(losses) + 1):  # the baseline, then after each epoch
+            max_abs = alive if step < 3 else [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
             writer.units("dense/units", _units_record(max_abs), step=step, metadata=METADATA)
             writer.scalar("dense/grad_norm", 0.5, step=step)
-            writer.scalar(tags.KERAS_EPOCH_LOSS, loss, step=step)
+            if step < len(losses):
+                writer.scalar(tags.KERAS_EPOCH_LOSS, losses[step], step=step)
     run = build_report(tmp_path).run("train")
     dying = next(f for f in run.findings if f.kind == "dying_relu")
-    assert dying.evidence["deaths_at_loss_spikes"] == {"2": 4}
+    # Keras logs epoch index 2 at step 2; our records after it are at step 3 (epochs done).
+    assert dying.evidence["deaths_at_loss_spikes"] == {"3": 4}
     assert dying.fixes[0] == FIXES["lower_lr"]
     spikes = next(f for f in run.findings if f.kind == "loss_spikes")
-    assert spikes.severity == WARNING and spikes.evidence["spike_steps"] == [2]
+    assert spikes.severity == WARNING and spikes.evidence["spike_steps"] == [3]
     assert run.problems == ("dying_relu", "loss_spikes")
+
+
+def test_logs_of_schema_1_keep_keras_epoch_steps(tmp_path):
+    """Before the baseline step, epoch index e was logged at step e, as Keras does: no shift."""
+    import dataclasses
+
+    old = dataclasses.replace(METADATA, schema=1)
+    with EventWriter(tmp_path / "train") as writer:
+        for step, loss in enumerate([1.0, 0.8, 2.4, 0.7, 0.6]):
+            max_abs = [1.0] * 6 if step < 2 else [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+            writer.units("dense/units", _units_record(max_abs), step=step, metadata=old)
+            writer.scalar(tags.KERAS_EPOCH_LOSS, loss, step=step)
+    dying = next(f for f in build_report(tmp_path).run("train").findings if f.kind == "dying_relu")
+    assert dying.evidence["deaths_at_loss_spikes"] == {"2": 4}
 
 
 def test_near_dead_units_are_reported_apart(tmp_path):
