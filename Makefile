@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/callback_overhead.py
 	$(BIN)/python benchmarks/probe_cost.py
 	$(BIN)/python benchmarks/report_speed.py
+	$(BIN)/python benchmarks/probe_modes.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_LOGDIR) *.egg-info .pytest_cache .hypothesis

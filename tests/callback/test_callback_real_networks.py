@@ -47,7 +47,7 @@ def mobilenet_runs(keras_mod, tmp_path_factory):
 
 def _training_mode_outputs(keras, model, names, x):
     """Layer outputs with BatchNorm on batch statistics, written with plain Keras; no state kept."""
-    outputs = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
+    outputs = keras.Model(model.input, [model.get_layer(name).output for name in names])
     with keras.StatelessScope():
         return [np.asarray(value) for value in outputs(x, training=True)]
 
