@@ -15,7 +15,7 @@ tag                                       kind       what
 ``<layer>/gradients/<weight>``            histogram  d loss / d weight (``kernel``, ``bias``...)
 ``<layer>/gradients/output``              histogram  d loss / d layer output
 ``<layer>/unit_activity``                 histogram  per-unit active fraction, across units
-``<layer>/units``                         tensor     per-unit record, see ``UNIT_ROWS``
+``<layer>/units``                         tensor     per-unit record, rows ``UNIT_ROWS``
 ``<layer>/dead_fraction``                 scalar     share of units exactly 0 on every sample
 ``<layer>/near_dead_fraction``            scalar     share of units with 0 < max|out| <= tol
 ``<layer>/zero_fraction``                 scalar     share of all output values exactly 0
@@ -70,9 +70,13 @@ GRADIENTS = "gradients"
 OUTPUT_GRADIENT = "gradients/output"
 UNIT_ACTIVITY = "unit_activity"
 
-# Per-unit tensor record: float32 array of shape [len(UNIT_ROWS), units].
+# Per-unit tensor record: float32 array of shape [len(rows), units], the rows
+# named in its metadata. ``output_range`` (max - min of the unit's output over the
+# probe batch; 0 for a unit that carries no signal) came with schema 2; readers
+# need only the required rows.
 UNITS = "units"
-UNIT_ROWS = ("active_fraction", "max_abs_output")
+REQUIRED_UNIT_ROWS = ("active_fraction", "max_abs_output")
+UNIT_ROWS = (*REQUIRED_UNIT_ROWS, "output_range")
 
 # Scalar quantities.
 DEAD_FRACTION = "dead_fraction"

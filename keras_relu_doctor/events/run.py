@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from array import array
@@ -28,6 +29,7 @@ from keras_relu_doctor.tags import (
     MODEL_FACTS,
     PLUGIN_NAME,
     SCALARS_PLUGIN,
+    REQUIRED_UNIT_ROWS,
     UNIT_ROWS,
     UNITS,
     UnitsMetadata,
@@ -39,6 +41,8 @@ from keras_relu_doctor.tags import (
 # numpy's per-call cost is paid once per batch and memory stays bounded.
 HISTOGRAM_BATCH = 128
 _EXACT_NONE = (np.nan,) * 5
+# Per-unit record layouts by row count, for records whose metadata was lost.
+_ROWS_BY_COUNT = {len(REQUIRED_UNIT_ROWS): REQUIRED_UNIT_ROWS, len(UNIT_ROWS): UNIT_ROWS}
 _DT_FLOAT, _DT_DOUBLE = 1, 2  # tensorboard/compat/proto/types.proto
 _unpack_float = struct.Struct("<f").unpack
 
@@ -49,6 +53,8 @@ def _ignore(step: int, value: Any) -> None:
 
 def _keep_last_per_step(steps: np.ndarray) -> np.ndarray:
     """Indices that sort ``steps`` and keep, for a repeated step, the last one written."""
+    if steps.size == 0:
+        return np.zeros(0, dtype=np.int64)
     order = np.argsort(steps, kind="stable")
     sorted_steps = steps[order]
     is_last = np.append(sorted_steps[1:] != sorted_steps[:-1], True)
@@ -148,8 +154,11 @@ class _Units:
     units: int | None = None
 
     def add_tensor(self, step: int, tensor) -> None:
-        rows = len(self.metadata.rows)
         dims = tuple(dim.size for dim in tensor.tensor_shape.dim)
+        if not self.metadata.rows and len(dims) == 2 and dims[0] in _ROWS_BY_COUNT:
+            # The metadata was lost with a damaged first record: the row count tells the layout.
+            self.metadata = dataclasses.replace(self.metadata, rows=_ROWS_BY_COUNT[dims[0]])
+        rows = len(self.metadata.rows)
         if len(dims) != 2 or dims[0] != rows or (self.units is not None and dims[1] != self.units):
             raise ValueError(f"per-unit record of shape {dims}, expected ({rows}, {self.units or 'units'})")
         content = tensor.tensor_content
@@ -170,6 +179,7 @@ class _Units:
             active_fraction=stacked[:, index["active_fraction"], :].astype(np.float32),
             max_abs_output=stacked[:, index["max_abs_output"], :].astype(np.float32),
             metadata=self.metadata,
+            output_range=stacked[:, index["output_range"], :].astype(np.float32) if "output_range" in index else None,
         )
 
 
@@ -289,9 +299,9 @@ class _RunReader:
 
     def _units_of(self, layer: str, content: bytes) -> _Units:
         if layer not in self.units:
-            metadata = UnitsMetadata.from_bytes(content) if content else UnitsMetadata(1e-6, "epoch")
-            if "max_abs_output" not in metadata.rows or "active_fraction" not in metadata.rows:
-                raise ValueError(f"per-unit record rows {metadata.rows} lack {UNIT_ROWS}")
+            metadata = UnitsMetadata.from_bytes(content) if content else UnitsMetadata(1e-6, "epoch", rows=())
+            if metadata.rows and not set(REQUIRED_UNIT_ROWS) <= set(metadata.rows):
+                raise ValueError(f"per-unit record rows {metadata.rows} lack {REQUIRED_UNIT_ROWS}")
             self.units[layer] = _Units(metadata)
         self.layers.setdefault(layer, None)
         return self.units[layer]
@@ -301,12 +311,22 @@ class _RunReader:
         if parsed:
             self.layers.setdefault(parsed[0], None)
 
+    def _finished(self, store: dict[str, Any]) -> dict[str, Any]:
+        """Each tag's series; a tag none of whose values could be read is dropped with a warning."""
+        finished = {}
+        for tag, series in store.items():
+            if len(series.steps) == 0:
+                self.warnings.append(f"{tag}: none of its values could be read; left it out")
+                continue
+            finished[tag] = series.finish()
+        return finished
+
     def finish(self, path: str, files: tuple[str, ...], truncated: tuple[str, ...]) -> Run:
         return Run(
             path=path,
-            scalars={tag: series.finish() for tag, series in self.scalars.items()},
-            histograms={tag: series.finish() for tag, series in self.histograms.items()},
-            units={layer: series.finish() for layer, series in self.units.items()},
+            scalars=self._finished(self.scalars),
+            histograms=self._finished(self.histograms),
+            units=self._finished(self.units),
             layers=tuple(self.layers),
             facts=tuple(self.facts.records),
             files=files,

@@ -51,12 +51,17 @@ class HistogramSeries:
 
 @dataclass(frozen=True)
 class UnitsSeries:
-    """The per-unit records of one layer: arrays of shape ``[steps, units]``."""
+    """The per-unit records of one layer: arrays of shape ``[steps, units]``.
+
+    ``output_range`` (None in records written before schema 2) is max - min of
+    each unit's output over the probe batch.
+    """
 
     steps: np.ndarray
     active_fraction: np.ndarray
     max_abs_output: np.ndarray
     metadata: UnitsMetadata
+    output_range: np.ndarray | None = None
 
     @property
     def units(self) -> int:

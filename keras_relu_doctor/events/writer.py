@@ -70,7 +70,7 @@ def histogram_buckets(values: np.ndarray, bins: int = 30) -> np.ndarray:
     return np.stack((edges[:-1], edges[1:], counts.astype(np.float64)), axis=-1)
 
 
-UNITS_DESCRIPTION = "Per-unit liveness on the probe batch: rows active_fraction, max_abs_output."
+UNITS_DESCRIPTION = "Per-unit liveness on the probe batch: rows active_fraction, max_abs_output, output_range."
 FACTS_DESCRIPTION = "ReluDoctor's model facts (JSON): layers, activations, initializers, optimizer, loss."
 
 

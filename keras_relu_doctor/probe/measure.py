@@ -75,7 +75,7 @@ def _units_last(output: tf.Tensor, layer: keras.layers.Layer) -> tf.Tensor:
 
 
 def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float) -> dict[str, tf.Tensor]:
-    """Per-unit active fraction and max |output|, and the layer's dead/near-dead/zero fractions.
+    """Per-unit active fraction, max |output| and output range, and the layer's dead/near-dead/zero fractions.
 
     A unit is active on a sample when its |output| exceeds ``tolerance`` at any
     position; dead when its output is exactly 0 on every sample; near-dead when
@@ -87,6 +87,10 @@ def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float
     magnitude = tf.abs(by_unit)
     magnitude = tf.where(tf.math.is_nan(magnitude), tf.fill(tf.shape(magnitude), np.float32(np.inf)), magnitude)
     per_sample_max = tf.reduce_max(magnitude, axis=1)  # [samples, units]
+    finite = tf.math.is_finite(by_unit)
+    highest = tf.reduce_max(tf.where(finite, by_unit, -np.inf), axis=[0, 1])
+    lowest = tf.reduce_min(tf.where(finite, by_unit, np.inf), axis=[0, 1])
+    output_range = tf.where(highest >= lowest, highest - lowest, 0.0)
     active_fraction = tf.reduce_mean(tf.cast(per_sample_max > tolerance, tf.float32), axis=0)
     max_abs = tf.reduce_max(per_sample_max, axis=0)
     dead = tf.cast(max_abs == 0.0, tf.float32)
@@ -94,6 +98,7 @@ def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float
     return {
         "active_fraction": active_fraction,
         "max_abs": max_abs,
+        "output_range": output_range,
         "dead_fraction": tf.reduce_mean(dead),
         "near_dead_fraction": tf.reduce_mean(near_dead),
         "zero_fraction": tf.reduce_mean(tf.cast(by_unit == 0.0, tf.float32)),
@@ -359,7 +364,11 @@ def _measure_layer(
         histograms.append((tags.tag(path, tags.OUTPUT_GRADIENT), output_grad))
     histograms.append((tags.tag(path, tags.UNIT_ACTIVITY), liveness["active_fraction"]))
     collected.units.append(
-        (tags.tag(path, tags.UNITS), path, tf.stack([liveness["active_fraction"], liveness["max_abs"]]))
+        (
+            tags.tag(path, tags.UNITS),
+            path,
+            tf.stack([liveness["active_fraction"], liveness["max_abs"], liveness["output_range"]]),
+        )
     )
     collected.scalar(tags.tag(path, tags.DEAD_FRACTION), liveness["dead_fraction"])
     collected.scalar(tags.tag(path, tags.NEAR_DEAD_FRACTION), liveness["near_dead_fraction"])

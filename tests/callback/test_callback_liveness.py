@@ -46,8 +46,8 @@ def test_biased_relu_layer_is_fully_dead(dead_run):
     assert float(events.last(tags.tag("dying", tags.NEAR_DEAD_FRACTION))) == 0.0
     assert float(events.last(tags.tag("dying", tags.ZERO_FRACTION))) == 1.0
     units = events.last(tags.tag("dying", tags.UNITS))
-    assert units.shape == (2, 8)
-    np.testing.assert_array_equal(units, np.zeros((2, 8)))
+    assert units.shape == (3, 8)  # active fraction, max |output|, output range
+    np.testing.assert_array_equal(units, np.zeros((3, 8)))
     # Dead units pass no gradient back: the kernel gradient is exactly zero.
     assert float(events.last(tags.tag("dying", tags.GRAD_NORM))) == 0.0
     assert callback.layer_paths == ["dying", "head"]

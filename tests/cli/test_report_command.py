@@ -15,7 +15,7 @@ from keras_relu_doctor import tags
 from keras_relu_doctor.cli.main import main
 from keras_relu_doctor.events.writer import EventWriter
 
-METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu")
+METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", rows=tags.REQUIRED_UNIT_ROWS)
 
 
 def _dead_logdir(folder) -> str:

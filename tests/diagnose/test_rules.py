@@ -17,7 +17,7 @@ from keras_relu_doctor.events import ScalarSeries, read_logdir
 from keras_relu_doctor.events.writer import EventWriter
 from keras_relu_doctor.report import build_report
 
-METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu")
+METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", rows=tags.REQUIRED_UNIT_ROWS)
 
 
 def _units_record(max_abs: list[float]) -> np.ndarray:

@@ -18,7 +18,7 @@ from keras_relu_doctor.events.writer import EventWriter
 from keras_relu_doctor.diagnose import VERDICTS
 from keras_relu_doctor.report import build_report
 
-METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu")
+METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", rows=tags.REQUIRED_UNIT_ROWS)
 
 
 def _real_event_file() -> bytes:

@@ -15,7 +15,7 @@ from keras_relu_doctor.errors import BadOption, LogdirNotFound, NoEventFiles, Un
 from keras_relu_doctor.events import find_runs, read_logdir
 from keras_relu_doctor.events.writer import EventWriter
 
-METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", layer_class="Dense")
+METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", layer_class="Dense", rows=tags.REQUIRED_UNIT_ROWS)
 
 
 @pytest.fixture(scope="module")

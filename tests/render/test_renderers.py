@@ -16,7 +16,7 @@ from keras_relu_doctor.render import render_html, render_json, render_markdown, 
 from keras_relu_doctor.render.schema import REPORT_JSON_SCHEMA
 from keras_relu_doctor.report import build_report
 
-METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu")
+METADATA = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", rows=tags.REQUIRED_UNIT_ROWS)
 
 
 @pytest.fixture(scope="module")
