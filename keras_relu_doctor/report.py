@@ -127,7 +127,7 @@ def _finite_or_none(value: float) -> float | None:
 
 def _layer_grad_status(layer: LayerSeries, findings: tuple[Finding, ...]) -> str:
     for finding in findings:
-        if layer.name in finding.evidence.get("layers", ()):
+        if finding.problem and layer.name in finding.evidence.get("layers", ()):
             if finding.kind == EXPLODING_GRADIENTS:
                 return "nan" if "nan_or_inf" in finding.evidence["reasons"][layer.name] else "exploding"
             if finding.kind == VANISHING_GRADIENTS:

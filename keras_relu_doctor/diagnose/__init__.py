@@ -9,15 +9,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from keras_relu_doctor import tags
+from keras_relu_doctor.diagnose.cascade import inherited_deaths
 from keras_relu_doctor.diagnose.dying import DEAD_LAYER_FRACTION, UnitDeaths, dying_units, unit_deaths
 from keras_relu_doctor.diagnose.findings import (
     DYING_RELU,
+    EXPLODING_GRADIENTS,
     HEALTHY,
+    LOSS_AT_CHANCE,
+    LOSS_OSCILLATION,
+    LOSS_SPIKES,
     KINDS,
     NO_DATA,
     VERDICT_KINDS,
@@ -31,8 +36,16 @@ from keras_relu_doctor.diagnose.gradients import (
     exploding_gradients,
     vanishing_gradients,
 )
+from keras_relu_doctor.diagnose.fixes import ModelContext, tailor
 from keras_relu_doctor.diagnose.layers import LayerSeries, layer_series
-from keras_relu_doctor.diagnose.loss import PLATEAU_CHANGE, SPIKE_RISE, loss_curve, loss_spikes
+from keras_relu_doctor.diagnose.loss import (
+    PLATEAU_CHANGE,
+    SPIKE_RISE,
+    chance_loss,
+    loss_at_chance,
+    loss_curve,
+    loss_spikes,
+)
 from keras_relu_doctor.diagnose.saturation import SATURATED_SHARE, saturation
 from keras_relu_doctor.errors import BadOption
 from keras_relu_doctor.events.series import Run, ScalarSeries
@@ -120,23 +133,57 @@ def verdict_of(findings: tuple[Finding, ...], has_data: bool) -> str:
     return next((kind for kind in VERDICT_KINDS if kind in kinds), HEALTHY)
 
 
+def _heads(run: Run, layers: tuple[LayerSeries, ...]) -> set[str]:
+    """The output heads: from the model facts, else the last layer (other writers' logs)."""
+    facts = run.model_facts or {}
+    heads = {str(head.get("layer")) for head in facts.get("outputs", ()) if isinstance(head, dict)}
+    return heads or ({layers[-1].name} if layers else set())
+
+
+def _chance(run: Run) -> float | None:
+    """The constant predictor's loss for the compiled loss and the (single) head, when known."""
+    facts = run.model_facts or {}
+    losses = [loss for loss in facts.get("loss", ()) if isinstance(loss, dict)]
+    heads = [head for head in facts.get("outputs", ()) if isinstance(head, dict)]
+    if len(losses) != 1 or len(heads) != 1:
+        return None
+    units = heads[0].get("units")
+    return chance_loss(str(losses[0].get("name", "")), str(heads[0].get("activation", "")),
+                       int(units) if isinstance(units, int) else None)  # fmt: skip
+
+
 def diagnose(run: Run, thresholds: Thresholds = Thresholds()) -> Diagnosis:
-    """Run every rule on ``run``."""
+    """Run every rule on ``run``, and fit each finding's fixes to the model facts."""
     layers = layer_series(run)
     loss_tag, loss = _loss(run)
     spikes = loss_spikes(loss, rise=thresholds.spike_rise) if loss is not None else ()
     deaths = {layer.name: unit_deaths(layer.units) for layer in layers if layer.units is not None}
+    facts = run.model_facts or {}
+    graph = {str(layer.get("path")): layer for layer in facts.get("layers", ()) if isinstance(layer, dict)}
+    inheritance = inherited_deaths(graph, {name: run.units[name] for name in deaths})
+    at_chance = loss_at_chance(loss, _chance(run), tag=loss_tag or "")
+    stuck = at_chance is not None
+    heads = _heads(run, layers)
     findings: list[Finding] = []
     for index, layer in enumerate(layers):
-        found = dying_units(layer, threshold=thresholds.dead_threshold, spike_steps=spikes, first_layer=index == 0)
+        found = dying_units(
+            layer,
+            threshold=thresholds.dead_threshold,
+            spike_steps=spikes,
+            first_layer=index == 0,
+            inherited=inheritance.inherited.get(layer.name, ()),
+            consequences=inheritance.consequences.get(layer.name),
+        )
         if found:
             findings.append(found)
-        found = saturation(layer, share=thresholds.saturated_share)
+        found = saturation(layer, share=thresholds.saturated_share, head=layer.name in heads and not stuck)
         if found:
             findings.append(found)
-    dying = [finding for finding in findings if finding.kind == DYING_RELU]
+    dying = [finding for finding in findings if finding.kind == DYING_RELU and finding.problem]
     findings.extend(_gradient_findings(layers, dying, deaths, thresholds))
     deaths_at_spikes = any(finding.evidence.get("deaths_at_loss_spikes") for finding in dying)
+    if at_chance is not None:
+        findings.append(at_chance)
     findings.extend(
         loss_curve(
             loss,
@@ -146,10 +193,32 @@ def diagnose(run: Run, thresholds: Thresholds = Thresholds()) -> Diagnosis:
             deaths_at_spikes=deaths_at_spikes,
         )
     )
+    context = ModelContext.from_facts(facts)
+    findings = [_fit_fixes(finding, context) for finding in findings]
     has_data = bool(layers)
     verdict = verdict_of(tuple(findings), has_data)
     problems = tuple(kind for kind in KINDS if any(f.kind == kind and f.problem for f in findings))
     return Diagnosis(layers, deaths, tuple(findings), verdict, problems, loss_tag)
+
+
+# Findings whose fixes put the learning rate first when the optimizer's is high.
+_LEARNING_RATE_KINDS = (EXPLODING_GRADIENTS, LOSS_AT_CHANCE, LOSS_SPIKES, LOSS_OSCILLATION)
+
+
+def _fit_fixes(finding: Finding, context: ModelContext) -> Finding:
+    """The finding's fixes without what the model already has; the learning rate first when it is high
+    and the problem came with training (units that died after the first update, explosion, a stuck loss).
+    """
+    layers = finding.evidence.get("layers") or ([finding.layer] if finding.layer else [])
+    trained_into_it = finding.kind in _LEARNING_RATE_KINDS or (
+        finding.kind == DYING_RELU and finding.evidence.get("died_in_training", False)
+    )
+    lr_first = context.high_learning_rate and trained_into_it
+    fixes = tailor(finding.fixes, layers, context, lr_first=lr_first)
+    evidence = dict(finding.evidence)
+    if context.learning_rate is not None and lr_first:
+        evidence["learning_rate"] = context.learning_rate
+    return replace(finding, fixes=fixes, evidence=evidence)
 
 
 def _gradient_findings(

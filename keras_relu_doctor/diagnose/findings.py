@@ -16,12 +16,16 @@ EXPLODING_GRADIENTS = "exploding_gradients"
 DYING_RELU = "dying_relu"
 SATURATION = "saturation"
 VANISHING_GRADIENTS = "vanishing_gradients"
-VERDICT_KINDS = (EXPLODING_GRADIENTS, DYING_RELU, SATURATION, VANISHING_GRADIENTS)
+# A loss that never leaves the constant predictor's: the model learnt nothing,
+# whatever its layers look like.
+LOSS_AT_CHANCE = "loss_at_chance"
+VERDICT_KINDS = (EXPLODING_GRADIENTS, DYING_RELU, SATURATION, VANISHING_GRADIENTS, LOSS_AT_CHANCE)
 HEALTHY = "healthy"
 NO_DATA = "no_data"
 VERDICTS = (HEALTHY, *VERDICT_KINDS, NO_DATA)
 
-# Loss-curve kinds: evidence about training, never a verdict on their own.
+# Loss-curve kinds: evidence about training, never a verdict on their own
+# (except LOSS_AT_CHANCE, above).
 LOSS_PLATEAU = "loss_plateau"
 LOSS_SPIKES = "loss_spikes"
 LOSS_OSCILLATION = "loss_oscillation"

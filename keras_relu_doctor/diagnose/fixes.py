@@ -1,6 +1,10 @@
-"""The remedies the report can recommend, each traced to the seed it comes from.
+"""The remedies the report can recommend, each with a source a reader can look up.
 
-A rule picks and orders them from its evidence with :func:`ranked`.
+A rule picks and orders them from its evidence with :func:`ranked`; then
+:func:`tailor` reads the model facts the callback wrote and drops what the
+model already has (BatchNorm before the activation, residual shortcuts, He
+initialisation, LeakyReLU, gradient clipping) and moves the learning rate first
+when the optimizer's is high.
 
 >>> ranked("lower_lr", "normalization")[0].startswith("Lower the learning rate")
 True
@@ -8,31 +12,138 @@ True
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+# Each fix: what to do, then where the advice comes from, in words a reader can find.
 FIXES = {
     "lower_lr": "Lower the learning rate, add warmup (lr*step/1000 over the first 1000 steps)"
-    " and decay it (step, cosine, reduce-on-plateau) [seeds 000, 002]",
+    " and decay it (step, cosine, reduce-on-plateau): large updates push units below zero for"
+    " good (Goyal et al. 2017, warmup; Loshchilov & Hutter 2017, cosine decay)",
     "normalization": "Add a normalisation layer (BatchNorm, GroupNorm or L2Norm) before the"
-    " activation, to keep pre-activations in range [seeds 000, 002, 003]",
+    " activation, to keep pre-activations in range (Ioffe & Szegedy 2015, Batch Normalization)",
     "normalize_inputs": "Normalise the inputs to zero mean and unit variance: inputs all of one"
-    " sign push every pre-activation below zero [seeds 001, 004]",
+    " sign push every pre-activation below zero (Jayan 2019, \"Is ReLU Dead?\"; LeCun et al."
+    " 1998, \"Efficient BackProp\")",
     "initializer": "Replace the initializer with he_normal/he_uniform and a zero bias; weights of"
-    " one sign (e.g. uniform(-1, 0)) or too large kill or saturate units [seeds 001, 003]",
-    "he_init": "Initialise ReLU layers with he_normal or he_uniform [seed 001]",
-    "leaky_relu": "Use LeakyReLU or PReLU so a negative input still passes a gradient (units"
-    " may then sit near-dead at ~1e-7 instead of 0) [seeds 000, 001]",
-    "selu": "Use SELU with lecun_normal initialisation and AlphaDropout [seed 001]",
-    "residual": "Add residual shortcuts so gradients reach the early layers [seed 003]",
-    "relu_family": "In deep stacks use ReLU-family activations instead of sigmoid/tanh: sigmoid"
-    " stacks stop training past ~7 blocks [seed 003]",
+    " one sign (e.g. uniform(-1, 0)) or too large kill or saturate units (He et al. 2015,"
+    " \"Delving Deep into Rectifiers\")",
+    "he_init": "Initialise ReLU layers with he_normal or he_uniform (He et al. 2015, \"Delving"
+    " Deep into Rectifiers\")",
+    "leaky_relu": "Use LeakyReLU or PReLU so a negative input still passes a gradient; units may"
+    " then sit near-dead at ~1e-7 instead of 0 (Maas et al. 2013, leaky rectifiers; He et al."
+    " 2015, PReLU)",
+    "selu": "Use SELU with lecun_normal initialisation and AlphaDropout (Klambauer et al. 2017,"
+    " \"Self-Normalizing Neural Networks\")",
+    "residual": "Add residual shortcuts so gradients reach the early layers (He et al. 2016,"
+    " \"Deep Residual Learning\")",
+    "relu_family": "In deep stacks use ReLU-family activations instead of sigmoid/tanh, whose"
+    " slope is at most 0.25/1 and vanishes at the bounds (Glorot & Bengio 2010)",
     "clip_gradients": "Clip gradients (clipnorm=1.0); this stops explosion but does not cure"
-    " vanishing gradients [seed 003]",
+    " vanishing gradients (Pascanu et al. 2013, \"On the difficulty of training recurrent"
+    " neural networks\")",
     "check_data": "Check data and labels first, and that the model can overfit one batch"
-    " [seeds 000, 004]",
+    " (Karpathy 2019, \"A Recipe for Training Neural Networks\")",
     "lr_decay": "Decay the learning rate towards the end of training (step, exponential, cosine"
-    " or reduce-on-plateau) [seed 002]",
+    " or reduce-on-plateau): mini-batch noise makes a large step oscillate (Loshchilov &"
+    " Hutter 2017, SGDR)",
 }
+KEY_OF_FIX = {text: key for key, text in FIXES.items()}
+
+# Learning rates above these are high for the optimizer family: ten times the
+# safe defaults (Adam 3e-4: Karpathy 2019; plain SGD 0.01 for Keras' default).
+HIGH_ADAPTIVE_LR = 3e-3
+HIGH_SGD_LR = 0.1
+ADAPTIVE_OPTIMIZERS = ("Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad", "Adadelta", "Lion", "Lamb", "Adafactor", "Ftrl")  # fmt: skip
+HE_INITIALIZERS = ("HeNormal", "HeUniform")
+SLOPED_ACTIVATIONS = ("leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "swish", "mish", "celu", "softplus")
+RELU_FAMILY = ("relu", "relu6", *SLOPED_ACTIVATIONS)
 
 
 def ranked(*keys: str) -> tuple[str, ...]:
     """The fix texts for ``keys``, in that order, without repeats."""
     return tuple(FIXES[key] for key in dict.fromkeys(keys))
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What the model facts say that changes which fixes apply; empty without facts.
+
+    >>> ModelContext.from_facts(None).high_learning_rate
+    False
+    """
+
+    layers: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    residual: bool = False
+    clipped: bool = False
+    learning_rate: float | None = None
+    optimizer: str = ""
+
+    @classmethod
+    def from_facts(cls, facts: Mapping[str, Any] | None) -> ModelContext:
+        if not facts:
+            return cls()
+        layers = {str(layer.get("path")): layer for layer in facts.get("layers", ()) if isinstance(layer, Mapping)}
+        merges = [merge for merge in facts.get("merges", ()) if isinstance(merge, Mapping)]
+        optimizer = facts.get("optimizer") if isinstance(facts.get("optimizer"), Mapping) else {}
+        rate = optimizer.get("learning_rate")
+        return cls(
+            layers=layers,
+            residual=any(merge.get("class") in ("Add", "Average") for merge in merges),
+            clipped=any(optimizer.get(name) for name in ("clipnorm", "clipvalue", "global_clipnorm")),
+            learning_rate=float(rate) if isinstance(rate, (int, float)) else None,
+            optimizer=str(optimizer.get("class", "")),
+        )
+
+    @property
+    def high_learning_rate(self) -> bool:
+        """The optimizer's learning rate is ten times its family's safe default or more."""
+        if self.learning_rate is None:
+            return False
+        limit = HIGH_ADAPTIVE_LR if self.optimizer in ADAPTIVE_OPTIMIZERS else HIGH_SGD_LR
+        return self.learning_rate >= limit
+
+    def already_has(self, key: str, layers: Iterable[str]) -> bool:
+        """True when the model already does what fix ``key`` recommends, for every one of ``layers``."""
+        facts = [self.layers[name] for name in layers if name in self.layers]
+        if key == "residual":
+            return self.residual
+        if key == "clip_gradients":
+            return self.clipped
+        if not facts:
+            return False
+        if key == "normalization":
+            return all(layer.get("normalized_before_activation") for layer in facts)
+        if key in ("he_init", "initializer"):
+            return all(_kernel_initializer(layer) in HE_INITIALIZERS for layer in facts)
+        if key == "leaky_relu":
+            return all(layer.get("activation") in SLOPED_ACTIVATIONS for layer in facts)
+        if key == "selu":
+            return all(layer.get("activation") == "selu" for layer in facts)
+        if key == "relu_family":
+            return all(layer.get("activation") in RELU_FAMILY for layer in facts)
+        return False
+
+
+def _kernel_initializer(layer: Mapping[str, Any]) -> str:
+    initializers = layer.get("initializers") or {}
+    for name in ("kernel_initializer", "depthwise_initializer", "pointwise_initializer"):
+        if isinstance(initializers.get(name), Mapping):
+            return str(initializers[name].get("class", ""))
+    return ""
+
+
+def tailor(fixes: tuple[str, ...], layers: Iterable[str], context: ModelContext, *, lr_first: bool = False) -> tuple[str, ...]:
+    """``fixes`` without what the model already has for ``layers``; the learning rate first when asked.
+
+    >>> context = ModelContext(residual=True)
+    >>> [KEY_OF_FIX[fix] for fix in tailor(ranked("normalization", "residual"), ["dense"], context)]
+    ['normalization']
+    """
+    layers = list(layers)
+    keys = [KEY_OF_FIX[fix] for fix in fixes if fix in KEY_OF_FIX]
+    keys = [key for key in keys if not context.already_has(key, layers)]
+    if lr_first:
+        keys = ["lower_lr", *[key for key in keys if key != "lower_lr"]]
+    return ranked(*keys)

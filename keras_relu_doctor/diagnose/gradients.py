@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_relu_doctor.diagnose.findings import ERROR, EXPLODING_GRADIENTS, VANISHING_GRADIENTS, WARNING, Finding
+from keras_relu_doctor.diagnose.findings import (
+    ERROR,
+    EXPLODING_GRADIENTS,
+    INFO,
+    VANISHING_GRADIENTS,
+    WARNING,
+    Finding,
+)
 from keras_relu_doctor.diagnose.fixes import ranked
 from keras_relu_doctor.diagnose.layers import LayerSeries
 
@@ -24,6 +31,10 @@ LAYER_SPAN_ORDERS = 3.0
 GROWTH_SHARE = 0.75
 GROWTH_ORDERS = 2.0
 MIN_GROWTH_STEPS = 3
+# Growth is explosion only once it is past what healthy layers show: above
+# clipnorm values in common use (1 to 10), and above every layer of the run that
+# is not growing. A norm rising from 1e-6 to 0.1 is recovery from tiny, not explosion.
+GROWTH_FLOOR = 10.0
 
 
 def _norms_at(layers: list[LayerSeries], index: int) -> list[tuple[str, float]]:
@@ -70,7 +81,8 @@ def vanishing_gradients(
     if not len(steps):
         return None
     norms = _norm_table(measured, steps)
-    reference = norms[:, -1:]  # the output-most layer
+    # The output-most layer is the reference; a zero or non-finite one compares nothing.
+    reference = np.where(np.isfinite(norms[:, -1:]) & (norms[:, -1:] > 0), norms[:, -1:], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         too_small = (norms < floor) | (np.log10(reference / norms) >= span_orders)
     keep = np.array([layer.name not in explained for layer in measured])
@@ -80,8 +92,10 @@ def vanishing_gradients(
         return None
     onset = int(steps[np.flatnonzero(too_small.any(axis=1))[0]])
     last = norms[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        orders_below = float(np.log10(last[-1] / max(np.nanmin(last[keep]), 1e-45)))
+    smallest = float(np.nanmin(np.where(keep & (last > 0), last, np.nan))) if np.any(keep & (last > 0)) else None
+    orders_below = (
+        float(np.log10(last[-1] / smallest)) if smallest and np.isfinite(last[-1]) and last[-1] > 0 else None
+    )
     evidence = {
         "layers": affected,
         "grad_norms": {layer.name: float(norm) for layer, norm in zip(measured, last)},
@@ -101,8 +115,12 @@ def vanishing_gradients(
         onset_step=onset,
         evidence=evidence,
         fixes=ranked(*fixes),
-        summary=f"gradients of {len(affected)} layer(s) are {evidence['orders_below_output_layer']:.1f}"
-        " orders of magnitude below the output layer's or under the floor",
+        summary=f"gradients of {len(affected)} layer(s) are "
+        + (
+            f"{orders_below:.1f} orders of magnitude below the output layer's or under the floor"
+            if orders_below is not None
+            else f"under the floor of {floor:g}"
+        ),
     )
 
 
@@ -126,6 +144,7 @@ def exploding_gradients(
     measured = [layer for layer in layers if layer.grad_norm is not None and len(layer.grad_norm.steps)]
     reasons: dict[str, list[str]] = {}
     onsets: list[int] = []
+    recovered: dict[str, tuple[float, float]] = {}
     for layer in layers:
         nonfinite_steps = _nonfinite_steps(layer)
         if len(nonfinite_steps):
@@ -136,6 +155,9 @@ def exploding_gradients(
         with np.errstate(divide="ignore", invalid="ignore"):
             logs = np.log10(norms)
             above_output = logs - logs[:, -1:] >= span_orders
+        growing = [_growing(logs[:, index], growth_share, growth_orders) for index in range(len(measured))]
+        steady = norms[-1][~np.array(growing)]
+        healthy_top = max(GROWTH_FLOOR, float(np.nanmax(steady, initial=0.0)))
         for index, layer in enumerate(measured):
             # A norm past the ceiling counts at any step: Adam may tame it later,
             # but the weights have already jumped.
@@ -145,11 +167,13 @@ def exploding_gradients(
             if above_output[-1, index]:
                 reasons.setdefault(layer.name, []).append("orders_above_output_layer")
                 onsets.append(int(steps[np.flatnonzero(above_output[:, index])[0]]))
-            if _growing(logs[:, index], growth_share, growth_orders):
+            if growing[index] and norms[-1, index] > healthy_top:
                 reasons.setdefault(layer.name, []).append("growing")
                 onsets.append(int(steps[0]))
+            elif growing[index]:
+                recovered[layer.name] = (float(norms[0, index]), float(norms[-1, index]))
     if not reasons:
-        return None
+        return _recovery(recovered, int(steps[0])) if recovered else None
     order = [layer.name for layer in layers]
     affected = sorted(reasons, key=order.index)
     nonfinite = any("nan_or_inf" in why for why in reasons.values())
@@ -169,6 +193,21 @@ def exploding_gradients(
         fixes=ranked("lower_lr", "clip_gradients", "initializer", "normalization", "residual"),
         summary=("NaN/Inf in gradients or activations" if nonfinite else "gradient norms too large or growing")
         + f" in {len(affected)} layer(s)",
+    )
+
+
+def _recovery(recovered: dict[str, tuple[float, float]], onset: int) -> Finding:
+    """An ``info`` line: gradient norms that grew from tiny to a healthy range."""
+    first, last = min(start for start, _ in recovered.values()), max(end for _, end in recovered.values())
+    return Finding(
+        kind=EXPLODING_GRADIENTS,
+        layer=next(iter(recovered)),
+        severity=INFO,
+        onset_step=onset,
+        evidence={"layers": list(recovered), "recovered_from_to": {name: list(pair) for name, pair in recovered.items()},
+                  "growth_floor": GROWTH_FLOOR},  # fmt: skip
+        summary=f"gradient norms of {len(recovered)} layer(s) grew from {first:.2g} to {last:.2g}: recovery from"
+        " tiny gradients, still in a healthy range, not explosion",
     )
 
 

@@ -11,13 +11,25 @@ fill in where it did not write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
 from keras_relu_doctor import tags
+from keras_relu_doctor.diagnose.fixes import SLOPED_ACTIVATIONS
 from keras_relu_doctor.events.series import HistogramSeries, Run, ScalarSeries, UnitsSeries
 
+# Kinds of layer, by what their units can do; the rules apply by kind.
+RECTIFIER = "rectifier"  # relu, relu6: exactly 0 below the threshold, so units can die
+SLOPED = "sloped"  # LeakyReLU, PReLU, ELU, SELU, GELU...: a slope below 0, units can only be near-dead
+BOUNDED = "bounded"  # tanh, sigmoid: units can saturate at the bounds
+SOFTMAX = "softmax"
+LINEAR = "linear"  # everything else said by the writer: linear layers, normalisation, pooling, merges
+UNKNOWN = "unknown"  # another writer's logs, with nothing that tells
+LAYER_KINDS = (RECTIFIER, SLOPED, BOUNDED, SOFTMAX, LINEAR, UNKNOWN)
+BOUNDED_ACTIVATIONS = ("tanh", "softsign", "hard_tanh", "sigmoid", "hard_sigmoid")
 # Names other tools give to a layer's output histogram: ``<layer>/<alias>``.
 ACTIVATION_ALIASES = (tags.ACTIVATIONS, "activation", "outputs", "output")
 # Keras' TensorBoard(histogram_freq=...) writes ``<weight path>/histogram``;
@@ -32,6 +44,9 @@ class LayerSeries:
 
     name: str
     activation: str = ""
+    kind: str = UNKNOWN
+    layer_class: str = ""
+    facts: Mapping[str, Any] = field(default_factory=dict)
     units: UnitsSeries | None = None
     activations: HistogramSeries | None = None
     preactivations: HistogramSeries | None = None
@@ -40,6 +55,15 @@ class LayerSeries:
     grad_norm_estimated: bool = False
     nonfinite: ScalarSeries | None = None
     dead_fraction: ScalarSeries | None = None
+
+    @property
+    def can_die(self) -> bool:
+        """Units of this layer can be dead (rectifiers) or near-dead (a slope below 0).
+
+        A layer nothing is known about (its record's metadata was lost) may be a
+        rectifier: a unit exactly 0 on every sample is a rectifier's signature.
+        """
+        return self.kind in (RECTIFIER, SLOPED, UNKNOWN)
 
     @property
     def has_data(self) -> bool:
@@ -79,6 +103,40 @@ def _layer_of_other_tag(full_tag: str) -> tuple[str, str] | None:
     return None
 
 
+def layer_kind(activation: str, layer_class: str, name: str = "", activations: HistogramSeries | None = None) -> str:
+    """What the layer's units can do, from its activation, its class, or else its name and output.
+
+    Without a word from the writer (another tool's logs), a name word such as
+    ``relu`` decides; then an output never negative with exact zeros is a
+    rectifier's.
+
+    >>> layer_kind("relu6", "ReLU"), layer_kind("", "BatchNormalization"), layer_kind("", "", "activations/relu_1")
+    ('rectifier', 'linear', 'rectifier')
+    """
+    for word in (activation, *([] if activation or layer_class else re.split(r"[^a-z0-9]+", name.lower()))):
+        word = re.sub(r"_?\d+$", "", word)  # relu_1 -> relu
+        if word in tags.RECTIFIERS:
+            return RECTIFIER
+        if word in SLOPED_ACTIVATIONS:
+            return SLOPED
+        if word in BOUNDED_ACTIVATIONS:
+            return BOUNDED
+        if word == "softmax":
+            return SOFTMAX
+    if activation or layer_class:
+        return LINEAR
+    if activations is not None and len(activations.min):
+        minimum = np.nan_to_num(activations.min, nan=-1.0)
+        if bool((minimum >= 0).all()) and bool((np.nan_to_num(activations.zero_fraction) > 0).any()):
+            return RECTIFIER
+    return UNKNOWN
+
+
+def _facts_by_layer(run: Run) -> dict[str, Mapping[str, Any]]:
+    facts = run.model_facts or {}
+    return {str(layer.get("path")): layer for layer in facts.get("layers", ()) if isinstance(layer, Mapping)}
+
+
 def layer_series(run: Run) -> tuple[LayerSeries, ...]:
     """The layers of ``run`` in model order (input first), each with its series."""
     parts: dict[str, dict] = {name: {} for name in run.layers}
@@ -96,8 +154,12 @@ def layer_series(run: Run) -> tuple[LayerSeries, ...]:
             else:
                 parts.setdefault(layer, {}).setdefault(role, histogram)
     layers = []
+    facts = _facts_by_layer(run)
     for name, found in parts.items():
         units = run.units.get(name)
+        layer_facts = facts.get(name, {})
+        activation = units.metadata.activation if units else str(layer_facts.get("activation", ""))
+        layer_class = units.metadata.layer_class if units else str(layer_facts.get("class", ""))
         grad_norm = run.scalars.get(tags.tag(name, tags.GRAD_NORM))
         estimated = grad_norm is None and name in gradients
         if estimated:
@@ -111,7 +173,10 @@ def layer_series(run: Run) -> tuple[LayerSeries, ...]:
         )
         series = LayerSeries(
             name=name,
-            activation=units.metadata.activation if units else "",
+            activation=activation,
+            kind=layer_kind(activation, layer_class, name, found.get(tags.ACTIVATIONS)),
+            layer_class=layer_class,
+            facts=layer_facts,
             units=units,
             activations=found.get(tags.ACTIVATIONS),
             preactivations=found.get(tags.PREACTIVATIONS),

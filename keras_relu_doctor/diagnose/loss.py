@@ -1,4 +1,4 @@
-"""The loss curve: flat, spiking or oscillating (``epoch_loss`` from Keras' TensorBoard)."""
+"""The loss curve: at chance, flat, spiking or oscillating (``epoch_loss`` from Keras' TensorBoard)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 
 from keras_relu_doctor.diagnose.findings import (
     INFO,
+    LOSS_AT_CHANCE,
     LOSS_OSCILLATION,
     LOSS_PLATEAU,
     LOSS_SPIKES,
@@ -27,6 +28,57 @@ OSCILLATION_FLIPS = 0.6
 OSCILLATION_AMPLITUDE = 0.05
 MIN_STEPS = 3
 MIN_OSCILLATION_STEPS = 6
+# A classifier that predicts the same distribution for every input scores at
+# best the entropy of the labels, at most ln K for K classes (ln 2 per binary
+# output); Karpathy's recipe (2019) checks the loss at initialisation against
+# -log(1/K). A loss that never gets more than 2% below that has learnt nothing.
+CHANCE_MARGIN = 0.02
+# Compiled losses whose constant-predictor value is known, by normalised name.
+CATEGORICAL_LOSSES = ("categoricalcrossentropy", "sparsecategoricalcrossentropy", "categoricalfocalcrossentropy")
+BINARY_LOSSES = ("binarycrossentropy", "binaryfocalcrossentropy")
+
+
+def chance_loss(loss_name: str, head_activation: str, classes: int | None) -> float | None:
+    """The loss of a constant predictor with uniform classes: ln K, or ln 2 for binary; None if unknown.
+
+    >>> round(chance_loss("sparse_categorical_crossentropy", "softmax", 10), 4)
+    2.3026
+    >>> chance_loss("mse", "linear", 1) is None
+    True
+    """
+    name = loss_name.lower().replace("_", "")
+    if name in CATEGORICAL_LOSSES and classes and classes > 1:
+        return float(np.log(classes))
+    if name in BINARY_LOSSES:
+        return float(np.log(2.0))
+    return None
+
+
+def loss_at_chance(
+    loss: ScalarSeries | None, chance: float | None, *, tag: str = "epoch_loss", margin: float = CHANCE_MARGIN
+) -> Finding | None:
+    """The loss never got ``margin`` below the constant predictor's ``chance`` value.
+
+    >>> import numpy as np
+    >>> loss_at_chance(ScalarSeries(np.arange(4), np.array([2.31, 2.30, 2.31, 2.30])), float(np.log(10))).kind
+    'loss_at_chance'
+    """
+    if loss is None or chance is None or len(loss.values) < MIN_STEPS:
+        return None
+    finite = loss.values[np.isfinite(loss.values)]
+    if finite.size < MIN_STEPS or float(finite.min()) < chance * (1 - margin):
+        return None
+    return Finding(
+        kind=LOSS_AT_CHANCE,
+        layer="",
+        severity=WARNING,
+        onset_step=int(loss.steps[0]),
+        evidence={"tag": tag, "chance_loss": chance, "best_loss": float(finite.min()), "last_loss": float(finite[-1]),
+                  "margin": margin},  # fmt: skip
+        fixes=ranked("lower_lr", "check_data", "normalize_inputs"),
+        summary=f"{tag} never leaves chance: best {float(finite.min()):.4g} against {chance:.4g} for a constant"
+        " prediction; the model has learnt nothing",
+    )
 
 
 def loss_spikes(loss: ScalarSeries, *, rise: float = SPIKE_RISE) -> tuple[int, ...]:

@@ -28,8 +28,12 @@ def saturated_share(layer: LayerSeries) -> np.ndarray | None:
     return None
 
 
-def saturation(layer: LayerSeries, *, share: float = SATURATED_SHARE) -> Finding | None:
-    """A tanh/sigmoid layer with more than ``share`` of its outputs at a bound at the last step.
+def saturation(layer: LayerSeries, *, share: float = SATURATED_SHARE, head: bool = False) -> Finding | None:
+    """A hidden tanh/sigmoid layer with more than ``share`` of its outputs at a bound at the last step.
+
+    An output ``head`` is confident by design (a good classifier puts its
+    sigmoid outputs near 0 and 1), so it is left out; the caller passes
+    ``head=False`` for it only when the loss shows the head is stuck.
 
     >>> import numpy as np
     >>> from keras_relu_doctor.events.writer import histogram_buckets
@@ -40,6 +44,8 @@ def saturation(layer: LayerSeries, *, share: float = SATURATED_SHARE) -> Finding
     >>> round(saturation(layer).evidence["saturated_share"], 2)  # 0.96 in truth; buckets blur it
     0.72
     """
+    if head:
+        return None
     shares = saturated_share(layer)
     if shares is None or not np.isfinite(shares[-1]) or shares[-1] <= share:
         return None

@@ -60,9 +60,12 @@ def test_logs_of_schema_1_keep_keras_epoch_steps(tmp_path):
 
 
 def test_near_dead_units_are_reported_apart(tmp_path):
+    import dataclasses
+
+    prelu = dataclasses.replace(METADATA, activation="prelu", layer_class="PReLU")
     with EventWriter(tmp_path) as writer:
         for step in range(3):
-            writer.units("prelu/units", _units_record([1e-7, 1e-7, 0.0, 1.0]), step=step, metadata=METADATA)
+            writer.units("prelu/units", _units_record([1e-7, 1e-7, 0.0, 1.0]), step=step, metadata=prelu)
     layer = build_report(tmp_path).run(".").layer("prelu")
     assert layer.dead_units == (2,) and layer.near_dead_units == (0, 1)
     finding = build_report(tmp_path).run(".").findings[0]

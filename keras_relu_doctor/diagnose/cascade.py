@@ -1,0 +1,147 @@
+"""Root causes: which dead units only carry a death from upstream.
+
+A unit of a channel-wise layer (an activation, BatchNorm, depthwise convolution,
+pooling, dropout or padding layer keeps channel c in channel c) is dead because
+of what feeds it when channel c upstream is dead or carries no signal (a
+constant: a depthwise channel fed only zeros outputs its bias, which BatchNorm
+in training mode turns into its beta). Such a death is *inherited*: the finding
+belongs on the layer where the deaths start, and the layers that only carry
+them are its consequences. The layer graph comes from the model facts
+(``inputs`` of every layer); without them nothing is inherited.
+
+>>> inherited_deaths({}, {}).inherited
+{}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from keras_relu_doctor.events.series import UnitsSeries
+
+# Layer classes that map channel c of their input to channel c of their output.
+CHANNELWISE_CLASSES = (
+    "ReLU", "LeakyReLU", "PReLU", "ELU", "Activation", "BatchNormalization", "Dropout", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "GaussianDropout", "GaussianNoise", "Identity",
+    "Rescaling", "Lambda",
+)  # fmt: skip
+CHANNELWISE_PREFIXES = ("DepthwiseConv", "ZeroPadding", "Cropping", "UpSampling")
+CHANNELWISE_SUFFIXES = ("Pooling1D", "Pooling2D", "Pooling3D")
+# Element-wise merges: a channel is signal-free when it is so in every input.
+ELEMENTWISE_MERGES = ("Add", "Average", "Maximum", "Minimum", "Subtract")
+
+
+def is_channelwise(layer: Mapping[str, Any]) -> bool:
+    """True for a layer whose channel c depends on input channel c only.
+
+    >>> is_channelwise({"class": "DepthwiseConv2D"}), is_channelwise({"class": "Conv2D"})
+    (True, False)
+    """
+    name = str(layer.get("class", ""))
+    if name == "Activation" and layer.get("activation") == "softmax":
+        return False  # softmax mixes the channels
+    return name in CHANNELWISE_CLASSES or name.startswith(CHANNELWISE_PREFIXES) or name.endswith(CHANNELWISE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Inheritance:
+    """Dead units that only carry a death from upstream.
+
+    ``inherited[layer]`` are that layer's inherited dead units; ``roots[layer]``
+    maps each of them to the layer where its death starts; ``consequences[root]``
+    counts, per downstream layer, the dead units it carries from ``root``.
+    """
+
+    inherited: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    roots: dict[str, dict[int, str]] = field(default_factory=dict)
+    consequences: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _signal_free(units: UnitsSeries) -> np.ndarray:
+    """Per unit at the last step: dead (exactly 0) or constant (no range)."""
+    dead = units.max_abs_output[-1] == 0
+    if units.output_range is not None:
+        dead = dead | (units.output_range[-1] == 0)
+    return dead
+
+
+def inherited_deaths(graph: Mapping[str, Mapping[str, Any]], units: Mapping[str, UnitsSeries]) -> Inheritance:
+    """Which dead units of which layers are inherited, and from where.
+
+    ``graph`` is the model facts' layers by path (class, activation, inputs);
+    ``units`` the per-unit records by layer.
+    """
+    free = {name: _signal_free(series) for name, series in units.items()}
+    inherited: dict[str, tuple[int, ...]] = {}
+    roots: dict[str, dict[int, str]] = {}
+    consequences: dict[str, dict[str, int]] = {}
+    for name, series in units.items():
+        layer = graph.get(name)
+        if layer is None or not is_channelwise(layer):
+            continue
+        dead = np.flatnonzero(series.max_abs_output[-1] == 0)
+        width = series.units
+        origin: dict[int, str] = {}
+        for unit in dead.tolist():
+            root = _upstream_root(name, unit, width, graph, units, free, frozenset())
+            if root is not None:
+                origin[unit] = root
+        if origin:
+            inherited[name] = tuple(sorted(origin))
+            roots[name] = origin
+            for root in origin.values():
+                consequences.setdefault(root, {})
+                consequences[root][name] = consequences[root].get(name, 0) + 1
+    return Inheritance(inherited, roots, consequences)
+
+
+def _upstream_root(
+    name: str,
+    unit: int,
+    width: int,
+    graph: Mapping[str, Mapping[str, Any]],
+    units: Mapping[str, UnitsSeries],
+    free: Mapping[str, np.ndarray],
+    seen: frozenset[str],
+) -> str | None:
+    """The furthest upstream layer where ``unit`` is dead, if every path to it carries no signal."""
+    inputs = [producer for producer in graph.get(name, {}).get("inputs", ()) if producer in graph]
+    if not inputs or name in seen:
+        return None
+    seen = seen | {name}
+    found: list[str] = []
+    for producer in inputs:
+        root = _carried_from(producer, unit, width, graph, units, free, seen)
+        if root is None:
+            return None  # one input still carries a signal in this channel
+        found.append(root)
+    return found[0]
+
+
+def _carried_from(
+    producer: str,
+    unit: int,
+    width: int,
+    graph: Mapping[str, Mapping[str, Any]],
+    units: Mapping[str, UnitsSeries],
+    free: Mapping[str, np.ndarray],
+    seen: frozenset[str],
+) -> str | None:
+    layer = graph[producer]
+    series = units.get(producer)
+    if series is not None:
+        if series.units != width or not free[producer][unit]:
+            return None
+        if series.max_abs_output[-1][unit] == 0 and not is_channelwise(layer):
+            return producer  # a dead unit in a layer that mixes channels: the death starts here
+        deeper = _upstream_root(producer, unit, width, graph, units, free, seen) if is_channelwise(layer) else None
+        if deeper is not None:
+            return deeper
+        return producer if series.max_abs_output[-1][unit] == 0 else None
+    # Not measured: look through it when it keeps channels (dropout, padding, element-wise merges).
+    if is_channelwise(layer) or layer.get("class") in ELEMENTWISE_MERGES:
+        return _upstream_root(producer, unit, width, graph, units, free, seen)
+    return None
