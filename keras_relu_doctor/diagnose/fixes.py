@@ -19,8 +19,9 @@ from typing import Any, Iterable, Mapping
 # Each fix: what to do, then where the advice comes from, in words a reader can find.
 FIXES = {
     "lower_lr": "Lower the learning rate, add warmup (lr*step/1000 over the first 1000 steps)"
-    " and decay it (step, cosine, reduce-on-plateau): large updates push units below zero for"
-    " good (Goyal et al. 2017, warmup; Loshchilov & Hutter 2017, cosine decay)",
+    " and decay it (step, cosine, reduce-on-plateau): large updates overshoot, spike the loss"
+    " and push units below zero for good (Goyal et al. 2017, warmup; Loshchilov & Hutter 2017,"
+    " cosine decay)",
     "normalization": "Add a normalisation layer (BatchNorm, GroupNorm or L2Norm) before the"
     " activation, to keep pre-activations in range (Ioffe & Szegedy 2015, Batch Normalization)",
     "normalize_inputs": "Normalise the inputs to zero mean and unit variance: inputs all of one"
@@ -134,6 +135,19 @@ def _kernel_initializer(layer: Mapping[str, Any]) -> str:
     return ""
 
 
+def with_learning_rate(fix: str, context: ModelContext) -> str:
+    """The learning-rate fix with the optimizer's own rate when it is high.
+
+    >>> with_learning_rate(FIXES["lower_lr"], ModelContext(learning_rate=1.0, optimizer="Adam")).split(":")[0]
+    'Lower the learning rate (Adam runs at 1; 0.0003 is a safe start)'
+    """
+    if fix != FIXES["lower_lr"] or not context.high_learning_rate:
+        return fix
+    safe = 3e-4 if context.optimizer in ADAPTIVE_OPTIMIZERS else 1e-2
+    head, _, rest = fix.partition(",")
+    return f"{head} ({context.optimizer or 'the optimizer'} runs at {context.learning_rate:g}; {safe:g} is a safe start),{rest}"
+
+
 def tailor(fixes: tuple[str, ...], layers: Iterable[str], context: ModelContext, *, lr_first: bool = False) -> tuple[str, ...]:
     """``fixes`` without what the model already has for ``layers``; the learning rate first when asked.
 
@@ -146,4 +160,4 @@ def tailor(fixes: tuple[str, ...], layers: Iterable[str], context: ModelContext,
     keys = [key for key in keys if not context.already_has(key, layers)]
     if lr_first:
         keys = ["lower_lr", *[key for key in keys if key != "lower_lr"]]
-    return ranked(*keys)
+    return tuple(with_learning_rate(fix, context) for fix in ranked(*keys))

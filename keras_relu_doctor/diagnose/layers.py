@@ -55,6 +55,7 @@ class LayerSeries:
     grad_norm_estimated: bool = False
     nonfinite: ScalarSeries | None = None
     dead_fraction: ScalarSeries | None = None
+    update_ratio: ScalarSeries | None = None
 
     @property
     def can_die(self) -> bool:
@@ -185,6 +186,7 @@ def layer_series(run: Run) -> tuple[LayerSeries, ...]:
             grad_norm_estimated=estimated,
             nonfinite=nonfinite,
             dead_fraction=run.scalars.get(tags.tag(name, tags.DEAD_FRACTION)),
+            update_ratio=run.scalars.get(tags.tag(name, tags.UPDATE_RATIO)),
         )
         if series.has_data:
             layers.append(series)

@@ -63,13 +63,14 @@ def _gradient_cell(layer: LayerSummary) -> str:
     return f"{layer.grad_status} {number(layer.last_grad_norm)}"
 
 
+STEP_WORDS = {"epoch": "epochs done", "batch": "batches done"}
 LAYER_COLUMNS = ("layer", "units", "dead", "near-dead", "first death", "gradient")
 
 
 def run_heading(run: RunReport) -> str:
     """One line naming the run, its verdict and its problems."""
     problems = f" (problems: {', '.join(run.problems)})" if run.problems else ""
-    unit = f", steps are {run.step_unit}s" if run.step_unit else ""
+    unit = f", steps are {STEP_WORDS.get(run.step_unit, run.step_unit)}" if run.step_unit else ""
     return f"run {run.run}: {run.verdict}{problems}{unit}"
 
 

@@ -45,13 +45,6 @@ def read_events() -> Callable[[str], Events]:
     return Events
 
 
-@pytest.fixture(scope="session")
-def keras_mod():
-    import keras
-
-    return keras
-
-
 def positive_regression(n: int = 256, features: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.0, 1.0, (n, features)).astype("float32")

@@ -82,10 +82,10 @@ def test_conv2d_channels_are_units_and_a_dead_channel_is_found(keras_mod, tmp_pa
     model.fit(x, y, epochs=1, verbose=0, callbacks=[ReluDoctor(str(tmp_path), probe_data=(x, y))])
     events = read_events(str(tmp_path))
     units = events.last(tags.tag("conv", tags.UNITS))
-    assert units.shape == (2, 4)
+    assert units.shape == (3, 4)
     assert units[1, 0] == 0.0 and np.all(units[1, 1:] > 0)
     assert float(events.last(tags.tag("conv", tags.DEAD_FRACTION))) == 0.25
-    assert events.last(tags.tag("pool", tags.UNITS)).shape == (2, 4)
+    assert events.last(tags.tag("pool", tags.UNITS)).shape == (3, 4)
     assert tags.tag("conv", tags.PREACTIVATIONS) in events.values
 
 
@@ -235,7 +235,7 @@ def test_multi_input_model_with_conv1d_and_dict_probe(keras_mod, tmp_path, read_
     model.fit(inputs, y, epochs=1, verbose=0, callbacks=[callback])
     assert sorted(callback.layer_paths) == ["conv1d", "head", "pool", "side"]
     events = read_events(str(tmp_path))
-    assert events.last(tags.tag("conv1d", tags.UNITS)).shape == (2, 5)  # channels are the units
-    assert events.last(tags.tag("side", tags.UNITS)).shape == (2, 4)
+    assert events.last(tags.tag("conv1d", tags.UNITS)).shape == (3, 5)  # channels are the units
+    assert events.last(tags.tag("side", tags.UNITS)).shape == (3, 4)
     assert events.last(tags.tag("conv1d", tags.ACTIVATIONS))[:, 2].sum() == 32 * 10 * 5
 
