@@ -56,6 +56,38 @@ class LayerSummary:
 
 
 @dataclass(frozen=True)
+class RunFix:
+    """One recommended change for a run, said once, with the layers and kinds of finding it answers."""
+
+    text: str
+    layers: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def collect_fixes(findings: tuple[Finding, ...]) -> tuple[RunFix, ...]:
+    """Every fix of the run's findings once, best first: problems before ``info`` lines, and within
+    them each fix where it first ranks.
+
+    >>> found = (Finding("dying_relu", "a", "warning", 0, fixes=("x", "y")), Finding("saturation", "b", "warning", 0, fixes=("y",)))
+    >>> [(fix.text, fix.layers) for fix in collect_fixes(found)]
+    [('x', ('a',)), ('y', ('a', 'b'))]
+    """
+    order = sorted(findings, key=lambda finding: _SEVERITY_ORDER.get(finding.severity, 3))
+    collected: dict[str, tuple[list[str], list[str]]] = {}
+    for finding in order:
+        layers = [str(name) for name in finding.evidence.get("layers", ())] or ([finding.layer] if finding.layer else [])
+        for fix in finding.fixes:
+            known_layers, kinds = collected.setdefault(fix, ([], []))
+            known_layers.extend(name for name in layers if name not in known_layers)
+            if finding.kind not in kinds:
+                kinds.append(finding.kind)
+    return tuple(RunFix(text, tuple(layers), tuple(kinds)) for text, (layers, kinds) in collected.items())
+
+
+@dataclass(frozen=True)
 class NotMeasured:
     """A layer the callback could not measure, and why (from the model facts)."""
 
@@ -74,6 +106,10 @@ class RunReport:
     ``skipped_layers`` counts those that only reshape, route, merge or drop
     values; ``gradients_note`` says why no gradient was logged, when none was.
     All four come from the model facts and are empty for other writers' logs.
+    ``fixes`` lists every finding's fixes once, best first, with the layers each
+    applies to. ``source`` says which tool wrote the logs, ``lacks`` what they
+    do not hold (and so what could not be checked), ``unread_tags`` the
+    histogram tags whose layer or role could not be told.
     """
 
     run: str
@@ -91,6 +127,10 @@ class RunReport:
     not_measured: tuple[NotMeasured, ...] = ()
     skipped_layers: int = 0
     gradients_note: str = ""
+    fixes: tuple[RunFix, ...] = ()
+    source: str = ""
+    lacks: tuple[str, ...] = ()
+    unread_tags: tuple[str, ...] = ()
 
     def layer(self, name: str) -> LayerSummary:
         """The summary of layer ``name``."""
@@ -206,6 +246,46 @@ def _measurement(run: Run) -> dict[str, Any]:
     }
 
 
+SOURCE_RELU_DOCTOR = "ReluDoctor"
+SOURCE_KERAS = "Keras' TensorBoard callback"
+SOURCE_LEGACY = "tensorboardX, PyTorch's SummaryWriter or TF1 summaries"
+SOURCE_TF2 = "TensorFlow summaries"
+UNREAD_SHOWN = 20  # unread tags listed per run; the count says how many more
+
+
+def _provenance(run: Run, layers: tuple[LayerSeries, ...], loss_tag: str | None) -> dict[str, Any]:
+    """Who wrote the run, what it lacks, and which histogram tags were not understood."""
+    from keras_relu_doctor.diagnose.other_writers import tag_role
+    from keras_relu_doctor.tags import parse_tag
+
+    unread = [tag for tag in run.histograms if parse_tag(tag) is None and tag_role(tag) is None]
+    if run.units or run.facts:
+        source = SOURCE_RELU_DOCTOR
+    elif any(tag.endswith("/histogram") for tag in run.histograms):
+        source = SOURCE_KERAS
+    elif {"histo", "simple_value"} & set(run.formats):
+        source = SOURCE_LEGACY
+    else:
+        source = SOURCE_TF2 if run.histograms or run.scalars else ""
+    lacks = []
+    if not layers and run.histograms:
+        lacks.append("activation and gradient histograms (only weights): nothing about dead units or gradients can be"
+                     " said; add ReluDoctor to the callbacks")  # fmt: skip
+    elif layers:
+        if not any(layer.units is not None for layer in layers):
+            lacks.append("per-unit records: dead shares are estimated from activation histograms and dead units are"
+                         " not named; ReluDoctor logs them")  # fmt: skip
+        if not any(layer.activations is not None for layer in layers):
+            lacks.append("activation histograms: no check for dead or saturated units")
+        if not any(layer.grad_norm is not None for layer in layers):
+            lacks.append("gradients: no check for vanishing or exploding gradients")
+    if (layers or run.histograms) and loss_tag is None:
+        lacks.append("a loss curve: no check of the loss against chance, plateaus or spikes")
+    if len(unread) > UNREAD_SHOWN:
+        unread = [*unread[:UNREAD_SHOWN], f"... and {len(unread) - UNREAD_SHOWN} more"]
+    return {"source": source, "lacks": tuple(lacks), "unread_tags": tuple(unread)}
+
+
 def report_run(run: Run, thresholds: Thresholds = Thresholds()) -> RunReport:
     """Diagnose one run that has been read."""
     diagnosis = diagnose(run, thresholds)
@@ -222,7 +302,9 @@ def report_run(run: Run, thresholds: Thresholds = Thresholds()) -> RunReport:
         truncated=bool(run.truncated_files),
         truncated_files=run.truncated_files,
         warnings=run.warnings,
+        fixes=collect_fixes(diagnosis.findings),
         **_measurement(run),
+        **_provenance(run, diagnosis.layers, diagnosis.loss_tag),
     )
 
 

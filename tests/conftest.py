@@ -21,6 +21,17 @@ def keras_mod():
     return keras
 
 
+def positive_regression(n: int = 256, features: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (n, features)).astype("float32")
+    return x, (x @ np.arange(1, features + 1, dtype="float32"))[:, None]
+
+
+@pytest.fixture(scope="session")
+def regression_data() -> tuple[np.ndarray, np.ndarray]:
+    return positive_regression()
+
+
 @pytest.fixture(scope="session")
 def mobilenet_runs(tmp_path_factory):
     """MobileNetV2 (weights=None, 32x32, 10 classes) trained 2 steps without and with ReluDoctor."""

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -113,7 +114,10 @@ def _loss(run: Run) -> tuple[str, ScalarSeries] | tuple[None, None]:
     candidates = (tags.KERAS_EPOCH_LOSS, tags.PROBE_LOSS, tags.KERAS_BATCH_LOSS)
     if run.step_unit == tags.STEP_BATCH:
         candidates = (tags.PROBE_LOSS, tags.KERAS_BATCH_LOSS, tags.KERAS_EPOCH_LOSS)
-    for tag in candidates:
+    others = sorted(
+        (tag for tag in run.scalars if _is_training_loss(tag)), key=lambda tag: ("train" not in tag.lower(), tag)
+    )
+    for tag in (*candidates, *others):
         if tag in run.scalars:
             series = run.scalars[tag]
             if tag == tags.KERAS_EPOCH_LOSS and run.step_unit == tags.STEP_EPOCH and (run.schema or 1) >= (
@@ -123,6 +127,12 @@ def _loss(run: Run) -> tuple[str, ScalarSeries] | tuple[None, None]:
                 series = ScalarSeries(steps=series.steps + 1, values=series.values)
             return tag, series
     return None, None
+
+
+def _is_training_loss(tag: str) -> bool:
+    """Another writer's training loss: ``loss``, ``Loss/train``, ``train/loss``; not validation or test."""
+    words = {word for word in re.split(r"[^a-z]+", tag.lower()) if word}
+    return "loss" in words and not words & {"val", "valid", "validation", "test", "eval", "evaluation"}
 
 
 def verdict_of(findings: tuple[Finding, ...], has_data: bool) -> str:

@@ -1,8 +1,8 @@
 """Gather, per layer, the series the rules read, from whatever the run holds.
 
-Our callback's tags are read first; activation histograms and gradient
-histograms from other tools (tensorboardX, PyTorch, Keras' ``histogram_freq``)
-fill in where it did not write.
+Our callback's tags are read first; activation, gradient and weight
+histograms from other tools (tensorboardX, PyTorch, Keras' ``histogram_freq``,
+TF1's ``write_grads``; :mod:`.other_writers`) fill in where it did not write.
 
 >>> from keras_relu_doctor.events.series import Run
 >>> layer_series(Run(".", {}, {}, {}, (), ()))
@@ -18,7 +18,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from keras_relu_doctor import tags
+from keras_relu_doctor.diagnose import other_writers
 from keras_relu_doctor.diagnose.fixes import SLOPED_ACTIVATIONS
+from keras_relu_doctor.diagnose.other_writers import tag_role
 from keras_relu_doctor.events.series import HistogramSeries, Run, ScalarSeries, UnitsSeries
 
 # Kinds of layer, by what their units can do; the rules apply by kind.
@@ -30,12 +32,6 @@ LINEAR = "linear"  # everything else said by the writer: linear layers, normalis
 UNKNOWN = "unknown"  # another writer's logs, with nothing that tells
 LAYER_KINDS = (RECTIFIER, SLOPED, BOUNDED, SOFTMAX, LINEAR, UNKNOWN)
 BOUNDED_ACTIVATIONS = ("tanh", "softsign", "hard_tanh", "sigmoid", "hard_sigmoid")
-# Names other tools give to a layer's output histogram: ``<layer>/<alias>``.
-ACTIVATION_ALIASES = (tags.ACTIVATIONS, "activation", "outputs", "output")
-# Keras' TensorBoard(histogram_freq=...) writes ``<weight path>/histogram``;
-# old Keras ``write_grads=True`` wrote ``<layer>/<weight>_grad``.
-WEIGHT_HISTOGRAM_SUFFIX = "/histogram"
-LEGACY_GRADIENT_SUFFIX = "_grad"
 
 
 @dataclass(frozen=True)
@@ -89,21 +85,6 @@ def _gradient_norm_from_histograms(histograms: list[HistogramSeries]) -> ScalarS
     return None if summed is None else ScalarSeries(summed.steps, np.sqrt(summed.values))
 
 
-def _layer_of_other_tag(full_tag: str) -> tuple[str, str] | None:
-    """``(layer, role)`` for histogram tags other tools write; None if not one."""
-    head, _, last = full_tag.rpartition("/")
-    if not head:
-        return None
-    if last in ACTIVATION_ALIASES:
-        return head, "activations"
-    if full_tag.endswith(WEIGHT_HISTOGRAM_SUFFIX):
-        layer, _, weight = head.rpartition("/")
-        return (layer, "kernel") if layer and weight == "kernel" else None
-    if last.endswith(LEGACY_GRADIENT_SUFFIX):
-        return head, "gradient"
-    return None
-
-
 def layer_kind(activation: str, layer_class: str, name: str = "", activations: HistogramSeries | None = None) -> str:
     """What the layer's units can do, from its activation, its class, or else its name and output.
 
@@ -148,12 +129,16 @@ def layer_series(run: Run) -> tuple[LayerSeries, ...]:
             parts.setdefault(parsed[0], {})[parsed[1]] = histogram
         elif parsed and parsed[1].startswith(tags.GRADIENTS + "/") and parsed[1] != tags.OUTPUT_GRADIENT:
             gradients.setdefault(parsed[0], []).append(histogram)
-        elif not parsed and (other := _layer_of_other_tag(full_tag)):
-            layer, role = other
-            if role == "gradient":
+        elif not parsed and (other := tag_role(full_tag)):
+            layer, role, parameter = other
+            if role == other_writers.GRADIENTS:
                 gradients.setdefault(layer, []).append(histogram)
-            else:
-                parts.setdefault(layer, {}).setdefault(role, histogram)
+            elif role == other_writers.ACTIVATIONS:
+                parts.setdefault(layer, {}).setdefault(tags.ACTIVATIONS, histogram)
+            elif parameter in ("kernel", "weight", ""):
+                parts.setdefault(layer, {}).setdefault("kernel", histogram)
+    for name in gradients:
+        parts.setdefault(name, {})  # a layer known only by its gradients
     layers = []
     facts = _facts_by_layer(run)
     for name, found in parts.items():

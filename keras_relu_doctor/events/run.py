@@ -217,6 +217,7 @@ class _RunReader:
         self.units: dict[str, _Units] = {}
         self.facts = _Facts()
         self.layers: dict[str, None] = {}
+        self.formats: set[str] = set()  # proto fields seen: tensor (TF2), simple_value / histo (TF1, tensorboardX)
         # Plugin metadata may come with a tag's first value only, so the first
         # value decides where all of the tag's values go.
         self.sinks: dict[str, Callable[[int, Any], None]] = {}
@@ -264,6 +265,7 @@ class _RunReader:
     def _sink(self, tag: str, value) -> Callable[[int, Any], None] | None:
         """The function that files every later value of ``tag``; None to look again next time."""
         kind = value.WhichOneof("value")
+        self.formats.add(str(kind))
         plugin, content = "", b""
         if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
             plugin, content = value.metadata.plugin_data.plugin_name, value.metadata.plugin_data.content
@@ -329,6 +331,7 @@ class _RunReader:
             units=self._finished(self.units),
             layers=tuple(self.layers),
             facts=tuple(self.facts.records),
+            formats=tuple(sorted(self.formats)),
             files=files,
             truncated_files=truncated,
             warnings=tuple(self.warnings),

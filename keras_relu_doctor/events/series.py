@@ -75,7 +75,9 @@ class Run:
     ``path`` is relative to the logdir (``"."`` for the logdir itself). Layers
     are listed in the order their first tag appears, which for the callback is
     the model's order, input to output. ``facts`` holds the model facts the
-    callback wrote, ``(step, document)`` once per ``fit``.
+    callback wrote, ``(step, document)`` once per ``fit``; ``formats`` the
+    summary value fields seen (``tensor`` as TF2 writes; ``simple_value`` and
+    ``histo`` as TF1, tensorboardX and PyTorch write).
     """
 
     path: str
@@ -85,6 +87,7 @@ class Run:
     layers: tuple[str, ...]
     files: tuple[str, ...]
     facts: tuple[tuple[int, Mapping[str, Any]], ...] = ()
+    formats: tuple[str, ...] = ()
     truncated_files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     records: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from keras_relu_doctor.diagnose.findings import Finding
-from keras_relu_doctor.report import LayerSummary, RunReport
+from keras_relu_doctor.report import LayerSummary, RunFix, RunReport
 
 
 def fraction(value: float | None) -> str:
@@ -92,7 +92,23 @@ def measurement_notes(run: RunReport) -> list[str]:
         notes.append(f"{run.skipped_layers} layer(s) only reshape, route, merge or drop values: not measured")
     if run.gradients_note:
         notes.append(f"gradients {run.gradients_note}")
+    if run.source and run.source != "ReluDoctor":
+        notes.append(f"logs written by {run.source}")
+    notes += [f"lacks {lack}" for lack in run.lacks]
+    if run.unread_tags:
+        notes.append(f"tags not understood: {', '.join(run.unread_tags)}")
     return notes
+
+
+def fix_scope(fix: RunFix, limit: int = 4) -> str:
+    """``(a, b: dying_relu)``: the layers and kinds of finding a fix answers.
+
+    >>> fix_scope(RunFix("x", ("a", "b"), ("dying_relu",))), fix_scope(RunFix("x", (), ("loss_plateau",)))
+    ('(a, b: dying_relu)', '(loss_plateau)')
+    """
+    layers = ", ".join(fix.layers[:limit]) + (f" and {len(fix.layers) - limit} more" if len(fix.layers) > limit else "")
+    where = f"{layers}: " if layers else ""
+    return f"({where}{', '.join(fix.kinds)})"
 
 
 def finding_place(finding: Finding, quote: Callable[[str], str] = str) -> str:

@@ -10,6 +10,7 @@ import math
 from keras_relu_doctor.render.common import (
     LAYER_COLUMNS,
     finding_place,
+    fix_scope,
     layer_row,
     measurement_notes,
     run_heading,
@@ -88,7 +89,10 @@ def _run_section(run: RunReport) -> str:
         out.append(f'<h3 class="{finding.severity}">{finding.kind}{place}</h3><p>{html.escape(finding.summary)}</p>')
         if finding.units:
             out.append(f"<p>dead units: {html.escape(unit_list(finding.units, limit=64))}</p>")
-        out.append("<ol>" + "".join(f"<li>{html.escape(fix)}</li>" for fix in finding.fixes) + "</ol>")
+    if run.fixes:
+        out.append("<h3>Fixes, best first</h3><ol>")
+        out += [f"<li>{html.escape(fix.text)} <small>{html.escape(fix_scope(fix))}</small></li>" for fix in run.fixes]
+        out.append("</ol>")
     if run.layers:
         out.append('<div class="plots">' + "".join(_layer_plots(layer) for layer in run.layers) + "</div>")
     out.append("</section>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras_relu_doctor.render.common import (
     LAYER_COLUMNS,
     finding_place,
+    fix_scope,
     layer_row,
     measurement_notes,
     run_heading,
@@ -18,7 +19,7 @@ def _cell(text: str) -> str:
 
 
 def render_run_markdown(run: RunReport) -> str:
-    """One run: heading, per-layer table, findings with their fixes."""
+    """One run: heading, per-layer table, findings, then each fix once with what it applies to."""
     lines = [f"### {_cell(run_heading(run))}", ""]
     notes = measurement_notes(run)
     lines += [f"- {_cell(note)}" for note in notes]
@@ -37,7 +38,9 @@ def render_run_markdown(run: RunReport) -> str:
         lines.append(f"- **{finding.kind}**{place} ({finding.severity}): {finding.summary}")
         if finding.units:
             lines.append(f"  - dead units: {unit_list(finding.units, limit=32)}")
-        lines += [f"  {rank}. {fix}" for rank, fix in enumerate(finding.fixes, start=1)]
+    if run.fixes:
+        lines += ["", "Fixes, best first:", ""]
+        lines += [f"{rank}. {_cell(fix.text)} {_cell(fix_scope(fix))}" for rank, fix in enumerate(run.fixes, start=1)]
     return "\n".join(lines).rstrip() + "\n"
 
 

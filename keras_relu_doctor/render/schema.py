@@ -84,6 +84,22 @@ RUN_SCHEMA = {
         },
         "skipped_layers": {"type": "integer", "description": "layers that only reshape, route, merge or drop values"},
         "gradients_note": {"type": "string", "description": "why no gradient was logged; empty when they were"},
+        "source": {"type": "string", "description": "which tool wrote the logs; empty when nothing was read"},
+        "lacks": {"type": "array", "items": {"type": "string"}, "description": "what the logs do not hold"},
+        "unread_tags": {"type": "array", "items": {"type": "string"}, "description": "histogram tags not understood"},
+        "fixes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["text", "layers", "kinds"],
+                "properties": {
+                    "text": {"type": "string", "description": "what to change, and the source of the advice"},
+                    "layers": {"type": "array", "items": {"type": "string"}},
+                    "kinds": {"type": "array", "items": {"enum": list(KINDS)}},
+                },
+            },
+            "description": "every finding's fixes once, best first",
+        },
     },
 }
 

@@ -11,6 +11,7 @@ import io
 from keras_relu_doctor.render.common import (
     LAYER_COLUMNS,
     finding_place,
+    fix_scope,
     layer_row,
     measurement_notes,
     run_heading,
@@ -19,7 +20,7 @@ from keras_relu_doctor.render.common import (
 from keras_relu_doctor.report import Report
 
 VERDICT_STYLES = {"healthy": "bold green", "no_data": "dim"}
-FIXES_SHOWN = 3  # the terminal shows the best three; json/markdown/html show all
+FIXES_SHOWN = 4  # the terminal shows the run's best four; json/markdown/html show all
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
@@ -68,7 +69,12 @@ def render_text(report: Report, *, color: bool = False, width: int = 80) -> str:
                 details.append(f"dead units: {unit_list(finding.units)}")
             if "per_unit_detail" in finding.evidence:
                 details.append(f"per-unit detail {finding.evidence['per_unit_detail']}")
-            details += [f"{rank}. {fix}" for rank, fix in enumerate(finding.fixes[:FIXES_SHOWN], start=1)]
             for detail in details:
                 console.print(Padding(Text(detail), (0, 0, 0, 2)))
+        if run.fixes:
+            console.print(Text("fixes, best first:", style="bold"))
+            for rank, fix in enumerate(run.fixes[:FIXES_SHOWN], start=1):
+                console.print(Padding(Text(f"{rank}. {fix.text} {fix_scope(fix)}"), (0, 0, 0, 2)))
+            if len(run.fixes) > FIXES_SHOWN:
+                console.print(Padding(Text(f"and {len(run.fixes) - FIXES_SHOWN} more: --format markdown or html lists all"), (0, 0, 0, 2)))
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"

@@ -45,17 +45,6 @@ def read_events() -> Callable[[str], Events]:
     return Events
 
 
-def positive_regression(n: int = 256, features: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, (n, features)).astype("float32")
-    return x, (x @ np.arange(1, features + 1, dtype="float32"))[:, None]
-
-
-@pytest.fixture(scope="session")
-def regression_data() -> tuple[np.ndarray, np.ndarray]:
-    return positive_regression()
-
-
 def random_draws(keras) -> list[np.ndarray]:
     """The next draws of every random stream a training run could have advanced."""
     import tensorflow as tf

@@ -71,7 +71,11 @@ def test_markdown_has_a_table_and_ranked_fixes(report):
     markdown = render_markdown(report)
     assert "| layer | units | dead | near-dead | first death | gradient |" in markdown
     assert "- **dying_relu** `encoder/dense_with_long_name` from step 1 (warning)" in markdown
-    assert "  1. Lower the learning rate" in markdown
+    # Each fix once per run, with the layers and findings it answers.
+    assert "Fixes, best first:" in markdown
+    fixes = [line for line in markdown.splitlines() if re.match(r"\d+\. ", line)]
+    assert len(fixes) == len(set(fixes)) > 0
+    assert any(line.endswith("(encoder/dense_with_long_name: exploding_gradients)") for line in fixes)
 
 
 def test_tensorboard_text_summary_is_written_into_each_run(report, tmp_path):
