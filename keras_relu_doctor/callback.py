@@ -263,7 +263,7 @@ class ReluDoctor(keras.callbacks.Callback):
         warnings.warn(
             f"ReluDoctor: gradients {note}.",
             ReluDoctorWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )
         return None, note
 
@@ -402,7 +402,7 @@ class ReluDoctor(keras.callbacks.Callback):
                 "lower the learning rate or clip gradients (they are counted in "
                 "<layer>/nonfinite_* scalars).",
                 ReluDoctorWarning,
-                stacklevel=2,
+                stacklevel=_user_stacklevel(),
             )
         if self.on_dead == "ignore":
             return
@@ -417,7 +417,7 @@ class ReluDoctor(keras.callbacks.Callback):
                     f"ReluDoctor: layer {path!r} has {fraction:.0%} dead units at {where} "
                     f"(threshold {self.dead_threshold:.0%}); {action}.",
                     ReluDoctorWarning,
-                    stacklevel=2,
+                    stacklevel=_user_stacklevel(),
                 )
                 if self.on_dead == "stop":
                     self.model.stop_training = True
@@ -428,6 +428,26 @@ _QUIET_REASONS = tags.QUIET_NOT_MEASURED_REASONS
 
 
 # --------------------------------------------------------------------- helpers
+_LIBRARY_MODULES = ("keras", "tensorflow", "keras_relu_doctor", "absl")
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the user's line (their ``fit`` call).
+
+    Counted from the caller of ``warnings.warn``: frames of Keras, TensorFlow and
+    this package are skipped.
+    """
+    frame = sys._getframe(2)  # the function that calls warnings.warn
+    level = 2
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] not in _LIBRARY_MODULES:
+            return level
+        frame = frame.f_back
+        level += 1
+    return 2
+
+
 def _is_tf_dataset(value: Any) -> bool:
     import tensorflow as tf
 
