@@ -133,17 +133,22 @@ def test_recurrent_layers_are_measured_whole_with_features_as_units(keras_mod, t
     hidden = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True), name="bi")(inputs)
     hidden = keras.layers.GRU(5, return_sequences=True, name="gru")(hidden)
     hidden, _ = keras.layers.SimpleRNN(3, return_state=True, name="rnn")(hidden)
-    outputs = keras.layers.Dense(3, activation="softmax", name="head")(hidden)
+    # A ConvLSTM over the same steps, seen as 6 steps of a 3-wide, 1-channel signal.
+    grid = keras.layers.Reshape((6, 3, 1), name="as_grid")(inputs)
+    conv = keras.layers.ConvLSTM1D(2, 2, name="convlstm")(grid)
+    merged = keras.layers.Concatenate(name="join")([hidden, keras.layers.Flatten(name="flat")(conv)])
+    outputs = keras.layers.Dense(3, activation="softmax", name="head")(merged)
     model = keras.Model(inputs, outputs)
     model.compile("adam", "sparse_categorical_crossentropy")
     callback = ReluDoctor(str(tmp_path), probe_data=(x, y))
     model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
-    assert callback.layer_paths == ["bi", "gru", "rnn", "head"]
-    assert callback.not_measured == {}
+    assert sorted(callback.layer_paths) == ["bi", "convlstm", "gru", "head", "rnn"]
+    assert set(callback.not_measured) == {"as_grid", "join", "flat"}  # reshapes and a merge
     run = build_report(tmp_path).run("train")
-    assert {layer.name: layer.units for layer in run.layers} == {"bi": 8, "gru": 5, "rnn": 3, "head": 3}
-    assert {layer.name: layer.grad_status for layer in run.layers} == dict.fromkeys(("bi", "gru", "rnn", "head"), "ok")
-    assert run.not_measured == ()
+    units = {"bi": 8, "gru": 5, "rnn": 3, "convlstm": 2, "head": 3}
+    assert {layer.name: layer.units for layer in run.layers} == units
+    assert {layer.name: layer.grad_status for layer in run.layers} == dict.fromkeys(units, "ok")
+    assert run.not_measured == () and run.skipped_layers == 3
     from keras_relu_doctor import read_logdir
 
     facts = {layer["path"]: layer for layer in read_logdir(tmp_path).run("train").model_facts["layers"]}
