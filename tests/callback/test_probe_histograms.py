@@ -31,3 +31,23 @@ def test_histogram_tensors_match_tensorboard_buckets(values):
     np.testing.assert_allclose(ours[0], expected, rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(ours[1], _buckets(tf.constant(other), tf.constant(30)).numpy())
     np.testing.assert_allclose(ours[2], _buckets(tf.constant(twin), tf.constant(30)).numpy(), rtol=1e-12, atol=1e-300)
+
+
+def test_large_tensors_are_bucketed_on_a_sample_with_exact_edges_and_totals():
+    """What sampling changes: bucket shares move by at most 1% of the whole; edges and totals do not."""
+    import tensorflow as tf
+    from tensorboard.plugins.histogram.summary_v2 import _buckets
+
+    from keras_relu_doctor.probe import histogram_tensors
+    from keras_relu_doctor.probe.measure import HISTOGRAM_SAMPLE
+
+    rng = np.random.default_rng(2)
+    relu_like = np.maximum(rng.normal(size=(256, 16, 16, 8)), 0.0).astype("float32")  # 524,288 values
+    skewed = rng.lognormal(size=1_000_003)
+    for values in (relu_like, skewed):
+        assert values.size > 4 * HISTOGRAM_SAMPLE
+        ours = histogram_tensors([tf.constant(values)], 30).numpy()[0]
+        full = _buckets(tf.constant(values.ravel(), tf.float64), tf.constant(30)).numpy()
+        np.testing.assert_allclose(ours[:, :2], full[:, :2], rtol=1e-6)  # the same edges
+        assert ours[:, 2].sum() == pytest.approx(values.size)  # the same total
+        np.testing.assert_allclose(ours[:, 2] / values.size, full[:, 2] / values.size, atol=0.01)
