@@ -103,18 +103,18 @@ def _run_config(name: str, config: str, images: int, epochs: int, probe_size: in
     callbacks = {
         "plain": [],
         "keras_tb": [keras.callbacks.TensorBoard(log_dir, histogram_freq=1)],
-        "relu_doctor": [Timed(log_dir, probe_data=(x[:probe_size], y[:probe_size]), probe_size=probe_size,
+        "relu_doctor": [Timed(log_dir, probe_data=(x[:512], y[:512]), probe_size=probe_size or None,
                               on_dead="ignore")],  # fmt: skip
     }[config]
     start = time.perf_counter()
     model.fit(x, y, epochs=epochs, batch_size=batch, verbose=0, callbacks=callbacks)
     result = {"seconds": time.perf_counter() - start, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if config == "relu_doctor":
-        result.update(_parts(model, callbacks[0], x[:probe_size], y[:probe_size], hooks))
+        result.update(_parts(model, callbacks[0], hooks))
     return result
 
 
-def _parts(model, callback, x, y, hooks: dict[str, list[float]]) -> dict:
+def _parts(model, callback, hooks: dict[str, list[float]]) -> dict:
     """The set-up and logs against their references, and where a log's time goes."""
     import keras
     import numpy as np
@@ -131,7 +131,8 @@ def _parts(model, callback, x, y, hooks: dict[str, list[float]]) -> dict:
             loss = loss_fn(y, model(x, training=True))
         return tape.gradient(loss, model.trainable_variables)
 
-    x_t, y_t = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    x_t, y_t, _ = callback._probe_batch
+    x = x_t.numpy()
     reference(x_t, y_t)  # trace and first run
     reference_s = _median(lambda: [g.numpy() for g in reference(x_t, y_t)], 5)
 
@@ -139,7 +140,7 @@ def _parts(model, callback, x, y, hooks: dict[str, list[float]]) -> dict:
     fresh = keras.models.clone_model(model)
     fresh.compile(keras.optimizers.Adam(1e-3), model.loss)
     start = time.perf_counter()
-    fresh.fit(x[:32], y[:32], epochs=1, batch_size=32, verbose=0)
+    fresh.fit(x[:32], y_t.numpy()[:32], epochs=1, batch_size=32, verbose=0)
     keras_setup_s = time.perf_counter() - start
 
     callback.set_model(model)
@@ -175,6 +176,7 @@ def _parts(model, callback, x, y, hooks: dict[str, list[float]]) -> dict:
         "histograms_s": _median(lambda: histograms(hist_inputs).numpy(), 3),
         "write_s": write_s,
         "layers": len(callback.layer_paths),
+        "probe": int(x.shape[0]),
         "values_per_log": int(sum(np.prod(shape) for shape in _output_shapes(model, callback, x))),
     }
 
@@ -207,7 +209,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--probe-size", type=int, default=512)
+    parser.add_argument("--probe-size", type=int, default=0, help="0: ReluDoctor's default, chosen by the model's cost")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # model:config, run in a child process
     args = parser.parse_args()
     if args.one:
@@ -224,7 +226,8 @@ def main() -> None:
             )  # fmt: skip
             results[config] = json.loads(child.stdout.strip().splitlines()[-1])
         anchor = results["plain"]
-        print(f"\n{name}: {args.images} samples x {args.epochs} epochs, probe {args.probe_size}")
+        print(f"\n{name}: {args.images} samples x {args.epochs} epochs, probe {results['relu_doctor']['probe']}"
+              + (" (the default for this model)" if not args.probe_size else ""))  # fmt: skip
         print(f"{'configuration':<14}{'fit s':>9}{'x plain':>9}{'peak MB':>10}{'x plain':>9}")
         for config in CONFIGS:
             r = results[config]

@@ -24,9 +24,11 @@ from keras_relu_doctor.probe.measure import (
     ProbeSettings,
     build_probe_function,
     histogram_tensors,
+    probe_size_for,
     snapshot_weights,
     to_numpy,
     unit_liveness,
+    without_graph_rewrites,
     write_probe,
 )
 
@@ -43,9 +45,11 @@ __all__ = [
     "describe_activation",
     "histogram_tensors",
     "model_facts",
+    "probe_size_for",
     "snapshot_weights",
     "to_numpy",
     "unit_liveness",
     "walk_layers",
+    "without_graph_rewrites",
     "write_probe",
 ]

@@ -22,8 +22,9 @@ Example (inside the callback)::
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import keras
 import numpy as np
@@ -109,28 +110,27 @@ def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float
     }
 
 
-def _summary(value: Any, sample_size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """(float64 sample, low, high, finite count) of one tensor; edges and count from every value.
-
-    Tensors above ``sample_size`` values are sampled with an even stride over
-    the flattened tensor, which takes every sample and position alike.
-    """
-    flat = tf.reshape(_dense(value), [-1])
-    finite = tf.math.is_finite(flat)
-    size = tf.reduce_sum(tf.cast(finite, tf.float64))
-    low = tf.cast(tf.reduce_min(tf.where(finite, flat, tf.cast(np.inf, flat.dtype))), tf.float64)
-    high = tf.cast(tf.reduce_max(tf.where(finite, flat, tf.cast(-np.inf, flat.dtype))), tf.float64)
-    empty = tf.equal(size, 0.0)
-    low, high = tf.where(empty, tf.zeros_like(low), low), tf.where(empty, tf.zeros_like(high), high)
+def _sampled(flat: tf.Tensor, sample_size: int) -> tf.Tensor:
+    """An evenly strided sample of at most ``sample_size`` values (every value of a smaller tensor)."""
     length = flat.shape[0]
     if length is not None:
-        if length > sample_size:
-            flat = flat[:: -(-length // sample_size)]
-    else:
-        total = tf.shape(flat, out_type=tf.int64)[0]
-        stride = tf.maximum(tf.cast(1, tf.int64), -(-total // sample_size))
-        flat = tf.strided_slice(flat, [0], [total], [stride])
-    return tf.cast(flat, tf.float64), low, high, size
+        return flat[:: -(-length // sample_size)] if length > sample_size else flat
+    total = tf.shape(flat, out_type=tf.int64)[0]
+    stride = tf.maximum(tf.cast(1, tf.int64), -(-total // sample_size))
+    return tf.strided_slice(flat, [0], [total], [stride])
+
+
+def _by_size(tensors: list[tf.Tensor]) -> dict[object, list[int]]:
+    """Positions of ``tensors`` grouped by static length; a dynamic length stands alone."""
+    groups: dict[object, list[int]] = {}
+    for position, tensor in enumerate(tensors):
+        key = (tensor.shape[0], tensor.dtype) if tensor.shape[0] is not None else ("dynamic", position)
+        groups.setdefault(key, []).append(position)
+    return groups
+
+
+def _restore_order(parts: list[tf.Tensor], order: list[int]) -> tf.Tensor:
+    return tf.gather(tf.concat(parts, 0), tf.constant(np.argsort(order), tf.int32))
 
 
 def histogram_tensors(values: list[tf.Tensor], buckets: int, sample_size: int = HISTOGRAM_SAMPLE) -> tf.Tensor:
@@ -142,43 +142,47 @@ def histogram_tensors(values: list[tf.Tensor], buckets: int, sample_size: int = 
     NaN/Inf left out. Edges and the total count come from every value; a tensor
     of more than ``sample_size`` values is bucketed on an evenly strided sample
     of that size and the counts scaled to the total, so a bucket's share is an
-    estimate (within about 1% of the whole; a test compares). Built without
+    estimate (within 1% of the whole; a test compares). Built without
     ``tf.cond`` (TensorBoard's version costs ~0.15 s of tracing per
-    histogram): samples of one size are bucketed together as the rows of a
+    histogram), and with ops per group of tensors of one size rather than per
+    tensor: the tensors (then the samples) of one size are the rows of a
     matrix, and one ``bincount`` counts every histogram, NaN/Inf going to an
     overflow bin per histogram that is dropped.
     """
     bins = buckets + 1  # the last bin of each histogram collects NaN/Inf
-    summaries = [_summary(value, sample_size) for value in values]
-    groups: dict[object, list[int]] = {}
-    for position, (sample, _, _, _) in enumerate(summaries):
-        # Samples of one static size share ops; a dynamic size stands alone.
-        key = sample.shape[0] if sample.shape[0] is not None else ("dynamic", position)
-        groups.setdefault(key, []).append(position)
-    order, indices, sampled = [], [], []
-    for members in groups.values():
-        matrix = tf.stack([summaries[m][0] for m in members])  # [histograms, values]
-        low = tf.stack([summaries[m][1] for m in members])
-        high = tf.stack([summaries[m][2] for m in members])
+    flats = [tf.reshape(_dense(value), [-1]) for value in values]
+    order, lows, highs, sizes = [], [], [], []
+    for members in _by_size(flats).values():
+        matrix = tf.stack([flats[m] for m in members])  # every value: exact edges and totals
         finite = tf.math.is_finite(matrix)
-        spread = high - low
+        size = tf.reduce_sum(tf.cast(finite, tf.float64), axis=1)
+        low = tf.cast(tf.reduce_min(tf.where(finite, matrix, tf.cast(np.inf, matrix.dtype)), axis=1), tf.float64)
+        high = tf.cast(tf.reduce_max(tf.where(finite, matrix, tf.cast(-np.inf, matrix.dtype)), axis=1), tf.float64)
+        empty = tf.equal(size, 0.0)
+        lows.append(tf.where(empty, tf.zeros_like(low), low))
+        highs.append(tf.where(empty, tf.zeros_like(high), high))
+        sizes.append(size)
+        order += members
+    low, high, size = (_restore_order(parts, order) for parts in (lows, highs, sizes))
+    samples = [_sampled(flat, sample_size) for flat in flats]
+    order, indices, counted = [], [], []
+    for members in _by_size(samples).values():
+        matrix = tf.cast(tf.stack([samples[m] for m in members]), tf.float64)
+        finite = tf.math.is_finite(matrix)
+        row_low, row_high = tf.gather(low, members), tf.gather(high, members)
+        spread = row_high - row_low
         width = tf.where(tf.equal(spread, 0.0), tf.ones_like(spread), spread / buckets)
-        index = tf.cast(tf.floor((matrix - low[:, None]) / width[:, None]), tf.int32)
+        index = tf.cast(tf.floor((matrix - row_low[:, None]) / width[:, None]), tf.int32)
         index = tf.where(finite, tf.clip_by_value(index, 0, buckets - 1), buckets)
         offsets = tf.constant([[m * bins] for m in members], tf.int32)
         indices.append(tf.reshape(index + offsets, [-1]))
-        sampled.append(tf.reduce_sum(tf.cast(finite, tf.float64), axis=1))
+        counted.append(tf.reduce_sum(tf.cast(finite, tf.float64), axis=1))
         order += members
+    counted = _restore_order(counted, order)
     count = len(values)
-    # Back from group order to the order of ``values``.
-    restore = tf.constant(np.argsort(order), tf.int32)
-    sampled = tf.gather(tf.concat(sampled, 0), restore)
-    low = tf.stack([summary[1] for summary in summaries])
-    high = tf.stack([summary[2] for summary in summaries])
-    size = tf.stack([summary[3] for summary in summaries])
     spread = high - low
     binned = tf.math.bincount(tf.concat(indices, 0), minlength=count * bins, maxlength=count * bins, dtype=tf.float64)
-    scale = tf.where(sampled > 0, size / tf.maximum(sampled, 1.0), tf.zeros_like(size))
+    scale = tf.where(counted > 0, size / tf.maximum(counted, 1.0), tf.zeros_like(size))
     spread_counts = tf.reshape(binned, [count, bins])[:, :buckets] * scale[:, None]
     single_counts = tf.one_hot(buckets - 1, buckets, dtype=tf.float64)[None, :] * size[:, None]
     counts = tf.where(tf.equal(spread, 0.0)[:, None], single_counts, spread_counts)
@@ -341,6 +345,43 @@ def _tf_variable(variable: Any) -> Any:
     return value if isinstance(value, tf.Variable) else variable
 
 
+@contextlib.contextmanager
+def without_graph_rewrites() -> Iterator[None]:
+    """Run TensorFlow functions called inside this block without its graph optimiser (grappler).
+
+    The probe's graph (forward, backward and every layer's measurements) costs
+    grappler longer to rewrite than it saves: on MobileNetV2 the first log took
+    13.9 s with it and 5.0 s without, and later logs the same ~0.4 s. TensorFlow
+    instantiates a function for the options of each call, so every probe call
+    runs inside this block. The switch is TensorFlow's global one and is set
+    back on exit: Keras' train function, called between logs on the same
+    thread, is optimised as usual.
+    """
+    previous = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": previous})
+
+
+def probe_size_for(model: keras.Model, entries: list[LayerEntry], x: Any, *, budget: int, smallest: int, largest: int) -> int:
+    """How many probe samples keep one log near ``budget`` output values, within [smallest, largest].
+
+    Counts the measured layers' output values for one sample by running it
+    through the model (eagerly, nothing kept); rounds down to a multiple of 8.
+    """
+    one = keras.tree.map_structure(lambda tensor: tensor[:1], x)
+    with tf.GradientTape() as tape, keras.StatelessScope():
+        with recording(entries, tape, batch_statistics=False) as trace:
+            model(one, training=False)
+    per_sample = sum(
+        int(np.prod(record.output.shape[1:])) for record in trace.records.values() if record.output is not None
+    )
+    fits = budget // max(per_sample, 1)
+    return int(min(largest, max(smallest, fits // 8 * 8)))
+
+
 def _fill_graph(layout: ProbeLayout, entries: list[LayerEntry], trace: Trace, y_pred: Any) -> None:
     """Copy what the trace saw into the layout (plain Python values, kept after tracing)."""
     records = trace.records
@@ -386,7 +427,7 @@ def _measure_layer(
 
     histograms = collected.histograms
     histograms.append((tags.tag(path, tags.ACTIVATIONS), output))
-    if record.preactivation is not None:
+    if record.preactivation is not None and not record.preactivation_is_measured:
         histograms.append((tags.tag(path, tags.PREACTIVATIONS), record.preactivation))
     if has_gradients:
         for (name, _), grad in zip(entry.weights, weight_grads):

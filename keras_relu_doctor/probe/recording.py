@@ -52,6 +52,8 @@ class Record:
     preactivation: tf.Tensor | None = None
     called: bool = False
     float_output: bool = True
+    # The pre-activation is a measured layer's output as it is: its histogram is written there.
+    preactivation_is_measured: bool = False
 
 
 @dataclass
@@ -165,6 +167,8 @@ def recording(entries: list[LayerEntry], tape: tf.GradientTape, *, batch_statist
                 kwargs["training"] = True
             if __e.measured and __e.is_activation_layer and inputs and __rec.preactivation is None:
                 __rec.preactivation = inputs[0]
+                producer = trace.records.get(trace._producers.get(_key(inputs[0]), ""))
+                __rec.preactivation_is_measured = producer is not None and producer.output is inputs[0]
             output = __call(*args, **kwargs)
             if __e.measured and __rec.output is None:
                 measured = _first_float(output)

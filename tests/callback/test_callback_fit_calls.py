@@ -210,3 +210,29 @@ def test_other_backends_get_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
     with pytest.raises(UnsupportedModel, match=r"TensorFlow backend; this Keras runs on 'torch'.*KERAS_BACKEND=tensorflow"):
         ReluDoctor(str(tmp_path))
+
+
+def test_default_probe_size_follows_the_cost_of_the_model(keras_mod, regression_data, tmp_path):
+    from keras_relu_doctor import ReluDoctor
+    from keras_relu_doctor.callback import PROBE_VALUES_BUDGET
+
+    keras = keras_mod
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(600, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 10, 600)
+    keras.utils.set_random_seed(0)
+    convs = [keras.layers.Conv2D(64, 3, padding="same", activation="relu") for _ in range(4)]
+    model = keras.Sequential([keras.Input((32, 32, 3)), *convs, keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = ReluDoctor(str(tmp_path / "cnn"), probe_data=(images, labels))
+    model.fit(images[:32], labels[:32], epochs=1, verbose=0, callbacks=[callback])
+    per_sample = 4 * 32 * 32 * 64 + 64 + 10  # the measured layers' output values for one image
+    assert callback._probe_batch[0].shape[0] == PROBE_VALUES_BUDGET // per_sample // 8 * 8 == 120
+    # A small model keeps up to 512 samples: here all 256 it was given.
+    x, y = regression_data
+    mlp = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    mlp.compile("adam", "mse")
+    callback = ReluDoctor(str(tmp_path / "mlp"), probe_data=(x, y))
+    mlp.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert callback._probe_batch[0].shape[0] == 256

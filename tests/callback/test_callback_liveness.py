@@ -106,7 +106,8 @@ def test_tiny_negative_outputs_are_near_dead_not_dead(keras_mod, regression_data
     model = keras.Sequential(
         [
             keras.Input((4,)),
-            keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-100.0)),
+            keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-100.0),
+                               name="pre"),
             act,
             keras.layers.Dense(1),
         ]
@@ -119,8 +120,9 @@ def test_tiny_negative_outputs_are_near_dead_not_dead(keras_mod, regression_data
     assert float(events.last(tags.tag("act", tags.DEAD_FRACTION))) == 0.0
     max_abs = events.last(tags.tag("act", tags.UNITS))[1]
     assert np.all((max_abs > 0) & (max_abs < 1e-6))
-    # The activation layer's input is logged as its pre-activation.
-    assert tags.tag("act", tags.PREACTIVATIONS) in events.values
+    # The activation layer's input is the Dense layer's output, logged once, there.
+    assert tags.tag("act", tags.PREACTIVATIONS) not in events.values
+    assert tags.tag("pre", tags.ACTIVATIONS) in events.values
 
 
 def test_logged_gradients_equal_gradient_tape(keras_mod, regression_data, tmp_path, read_events):
