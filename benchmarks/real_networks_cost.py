@@ -134,7 +134,7 @@ def _parts(model, callback, hooks: dict[str, list[float]]) -> dict:
     x_t, y_t, _ = callback._probe_batch
     x = x_t.numpy()
     reference(x_t, y_t)  # trace and first run
-    reference_s = _median(lambda: [g.numpy() for g in reference(x_t, y_t)], 5)
+    reference_s = _median(lambda: [tf.convert_to_tensor(g).numpy() for g in reference(x_t, y_t)], 5)
 
     # Keras' own set-up: a fresh copy of the model, its train function traced and run once.
     fresh = keras.models.clone_model(model)
