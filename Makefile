@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/probe_cost.py
 	$(BIN)/python benchmarks/report_speed.py
 	$(BIN)/python benchmarks/probe_modes.py
+	$(BIN)/python benchmarks/real_networks_cost.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_LOGDIR) *.egg-info .pytest_cache .hypothesis

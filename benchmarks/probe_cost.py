@@ -1,8 +1,9 @@
 """What one ReluDoctor log costs, and how its histogram bucketing compares with tf.summary's.
 
 Part 1 times the callback on the seed MLP (4 features, 3 Dense(64) ReLU layers, a
-512-sample probe): set-up (``on_train_begin``: building and tracing the probe),
-the first log (its graph's first run), and the median of later logs.
+512-sample probe): set-up (``on_train_begin``: building and tracing the probe,
+and its first run, the baseline log), the first log after it, and the median
+of later logs.
 
 Part 2 writes the same histograms (``--histograms`` tensors of 512 x 64 values)
 inside one ``tf.function`` two ways: TensorBoard's ``tf.summary.histogram`` ops,
@@ -70,8 +71,8 @@ def main() -> None:
         per_log = _median_ms(lambda: callback.on_epoch_end(next(epoch)), args.calls)
         callback.on_train_end()
     print("ReluDoctor on the seed MLP (512 probe samples, 4 measured layers)")
-    print(f"  set-up (trace the probe)   {setup:8.3f} s")
-    print(f"  first log (first run)      {first:8.3f} s")
+    print(f"  set-up (trace, baseline log) {setup:6.3f} s")
+    print(f"  first log after it         {first:8.3f} s")
     print(f"  later logs, median         {per_log:8.1f} ms")
 
     values = [tf.constant(rng.normal(size=(512, 64)), tf.float32) for _ in range(args.histograms)]

@@ -357,11 +357,7 @@ class ReluDoctor(keras.callbacks.Callback):
             return
         if facts is None and step == self._last_step:
             return
-        x, y, sample_weight = self._probe_batch
-        # Without grappler, which costs the probe's graph more than it saves (a
-        # TensorFlow function is rewritten for the options of each call).
-        with probe_lib.without_graph_rewrites():
-            result = probe_lib.to_numpy(self._probe_fn(x, y, sample_weight))
+        result = self._measure()
         extra = []
         if facts is not None:
             self._recognise_rectifiers(result)
@@ -386,6 +382,15 @@ class ReluDoctor(keras.callbacks.Callback):
         self._last_step = step
         self.last_result = result
         self._check(result, where)
+
+    def _measure(self) -> dict[str, Any]:
+        """One run of the compiled probe on the probe batch, as numpy arrays."""
+        from keras_relu_doctor import probe as probe_lib
+
+        # Without grappler, which costs the probe's graph more than it saves (a
+        # TensorFlow function is rewritten for the options of each call).
+        with probe_lib.without_graph_rewrites():
+            return probe_lib.to_numpy(self._probe_fn(*self._probe_batch))
 
     def _recognise_rectifiers(self, result: dict[str, np.ndarray]) -> None:
         """Name the activation of layers that do not say theirs (Lambda, custom) from their output.

@@ -353,18 +353,28 @@ def without_graph_rewrites() -> Iterator[None]:
 
     The probe's graph (forward, backward and every layer's measurements) costs
     grappler longer to rewrite than it saves: on MobileNetV2 the first log took
-    13.9 s with it and 5.0 s without, and later logs the same ~0.4 s. TensorFlow
-    instantiates a function for the options of each call, so every probe call
-    runs inside this block. The switch is TensorFlow's global one and is set
-    back on exit: Keras' train function, called between logs on the same
-    thread, is optimised as usual.
+    13.9 s with it and 5.0 s without, and later logs the same ~0.4 s.
+    TensorFlow instantiates a function for the options of the call, so every
+    probe call runs inside this block. Only this thread's call options change
+    (``context.function_call_options``): TensorFlow's global switch,
+    ``tf.config.optimizer.set_experimental_options``, would also make Keras
+    rewrite its own train function again after each log.
     """
-    previous = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    eager = context.context()
+    previous = eager.function_call_options
+    config = config_pb2.ConfigProto()
+    config.ParseFromString(previous.config_proto_serialized)
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    eager.function_call_options = context.FunctionCallOptions(
+        executor_type=previous.executor_type, config_proto=config
+    )
     try:
         yield
     finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": previous})
+        eager.function_call_options = previous
 
 
 def probe_size_for(model: keras.Model, entries: list[LayerEntry], x: Any, *, budget: int, smallest: int, largest: int) -> int:
