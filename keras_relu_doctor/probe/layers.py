@@ -29,14 +29,14 @@ from keras_relu_doctor.tags import (
 # Layers that are an activation: their input is the pre-activation.
 ACTIVATION_LAYER_CLASSES = ("ReLU", "LeakyReLU", "PReLU", "ELU", "Activation", "Softmax")
 # Layers measured even without weights or activation: pooling can amplify
-# outputs to large values upstream of a dying layer (max-pooled features reached
-# two-digit values before units died in the seed article on loss spikes).
+# outputs to large values upstream of a dying layer (in a reported case of dead
+# ReLUs after loss spikes, max-pooled features reached two-digit values).
 POOLING_MARKER = "Pooling"
 # Layers that join several inputs: recorded in the model facts (residual
 # shortcuts), not measured (their output is the sum or stack of measured ones).
 MERGE_LAYER_CLASSES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")
-# Normalisation layers that behave differently in training: on batch statistics.
-BATCH_STATISTICS_CLASSES = ("BatchNormalization",)
+# Normalisation layers, by a word of their class name (BatchNormalization,
+# LayerNormalization, GroupNormalization...).
 NORMALIZATION_MARKERS = ("Normalization",)
 # Activation functions recognised by name in a Lambda's function or its code.
 KNOWN_ACTIVATIONS = (
