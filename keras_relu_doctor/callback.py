@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 import types
 import warnings
 from typing import Any
@@ -217,6 +218,9 @@ class ReluDoctor(keras.callbacks.Callback):
                 "ReluDoctor(log_dir, probe_data=(x_val[:512], y_val[:512])), "
                 "or call fit(..., validation_data=(x_val, y_val))."
             )
+        started = time.perf_counter()
+        if self.verbose:
+            print("ReluDoctor: building the probe (traced once per fit; seconds on large models)...", flush=True)
         x, y, sample_weight = _take_probe(probe_data, self.probe_size or MAX_PROBE_SIZE, source)
         # One sample through the model first: subclassed models build their
         # sublayers (and their weights) on first call.
@@ -251,8 +255,6 @@ class ReluDoctor(keras.callbacks.Callback):
             self._writer = EventWriter(os.path.join(self.log_dir, tags.TRAIN_SUBDIR))
         self._fits += 1
         step = self._start_step(int(fit_arguments.get("initial_epoch") or 0))
-        if self.verbose:
-            print(self._describe(_count(x)))
         probe = {
             "mode": self.probe_mode,
             "samples": _count(x),
@@ -264,6 +266,8 @@ class ReluDoctor(keras.callbacks.Callback):
             "gradients_note": gradients_note,
         }
         self._log(step, where="initialisation (before the first update)", facts=probe)
+        if self.verbose:
+            print(self._describe(_count(x), time.perf_counter() - started))
 
     def _loss_function(self) -> tuple[Any, str]:
         """The loss to differentiate, and a note when there is none."""
@@ -299,7 +303,7 @@ class ReluDoctor(keras.callbacks.Callback):
             return self._batches_done
         return int(keras.ops.convert_to_numpy(iterations))
 
-    def _describe(self, samples: int) -> str:
+    def _describe(self, samples: int, seconds: float) -> str:
         layout = self._layout
         skipped = {path: reason for path, reason in layout.not_measured.items() if reason in _QUIET_REASONS}
         missing = {path: reason for path, reason in layout.not_measured.items() if path not in skipped}
@@ -310,7 +314,8 @@ class ReluDoctor(keras.callbacks.Callback):
         )
         lines = [
             f"ReluDoctor: measuring {len(layout.reached)} of {len(self._entries)} layers on {samples} probe "
-            f"samples ({mode}); events in {os.path.join(self.log_dir, tags.TRAIN_SUBDIR)}"
+            f"samples ({mode}); built and run at step 0 in {seconds:.1f} s; events in "
+            f"{os.path.join(self.log_dir, tags.TRAIN_SUBDIR)}"
         ]
         for path, reason in missing.items():
             lines.append(f"  not measured: {path} ({reason})")
