@@ -74,7 +74,7 @@ def inherited_deaths(graph: Mapping[str, Mapping[str, Any]], units: Mapping[str,
     ``graph`` is the model facts' layers by path (class, activation, inputs);
     ``units`` the per-unit records by layer.
     """
-    free = {name: _signal_free(series) for name, series in units.items()}
+    walk = _Walk(graph, units, {name: _signal_free(series) for name, series in units.items()})
     inherited: dict[str, tuple[int, ...]] = {}
     roots: dict[str, dict[int, str]] = {}
     consequences: dict[str, dict[str, int]] = {}
@@ -82,11 +82,9 @@ def inherited_deaths(graph: Mapping[str, Mapping[str, Any]], units: Mapping[str,
         layer = graph.get(name)
         if layer is None or not is_channelwise(layer):
             continue
-        dead = np.flatnonzero(series.max_abs_output[-1] == 0)
-        width = series.units
         origin: dict[int, str] = {}
-        for unit in dead.tolist():
-            root = _upstream_root(name, unit, width, graph, units, free, frozenset())
+        for unit in np.flatnonzero(series.max_abs_output[-1] == 0).tolist():
+            root = walk.root(name, unit, series.units, frozenset())
             if root is not None:
                 origin[unit] = root
         if origin:
@@ -98,50 +96,41 @@ def inherited_deaths(graph: Mapping[str, Mapping[str, Any]], units: Mapping[str,
     return Inheritance(inherited, roots, consequences)
 
 
-def _upstream_root(
-    name: str,
-    unit: int,
-    width: int,
-    graph: Mapping[str, Mapping[str, Any]],
-    units: Mapping[str, UnitsSeries],
-    free: Mapping[str, np.ndarray],
-    seen: frozenset[str],
-) -> str | None:
-    """The furthest upstream layer where ``unit`` is dead, if every path to it carries no signal."""
-    inputs = [producer for producer in graph.get(name, {}).get("inputs", ()) if producer in graph]
-    if not inputs or name in seen:
-        return None
-    seen = seen | {name}
-    found: list[str] = []
-    for producer in inputs:
-        root = _carried_from(producer, unit, width, graph, units, free, seen)
-        if root is None:
-            return None  # one input still carries a signal in this channel
-        found.append(root)
-    return found[0]
+@dataclass(frozen=True)
+class _Walk:
+    """Walks the layer graph upstream along one channel."""
 
+    graph: Mapping[str, Mapping[str, Any]]
+    units: Mapping[str, UnitsSeries]
+    free: Mapping[str, np.ndarray]  # per layer and unit: dead or constant at the last step
 
-def _carried_from(
-    producer: str,
-    unit: int,
-    width: int,
-    graph: Mapping[str, Mapping[str, Any]],
-    units: Mapping[str, UnitsSeries],
-    free: Mapping[str, np.ndarray],
-    seen: frozenset[str],
-) -> str | None:
-    layer = graph[producer]
-    series = units.get(producer)
-    if series is not None:
-        if series.units != width or not free[producer][unit]:
+    def root(self, name: str, unit: int, width: int, seen: frozenset[str]) -> str | None:
+        """The furthest upstream layer where ``unit`` is dead, if every path to it carries no signal."""
+        inputs = [producer for producer in self.graph.get(name, {}).get("inputs", ()) if producer in self.graph]
+        if not inputs or name in seen:
             return None
-        if series.max_abs_output[-1][unit] == 0 and not is_channelwise(layer):
-            return producer  # a dead unit in a layer that mixes channels: the death starts here
-        deeper = _upstream_root(producer, unit, width, graph, units, free, seen) if is_channelwise(layer) else None
-        if deeper is not None:
-            return deeper
-        return producer if series.max_abs_output[-1][unit] == 0 else None
-    # Not measured: look through it when it keeps channels (dropout, padding, element-wise merges).
-    if is_channelwise(layer) or layer.get("class") in ELEMENTWISE_MERGES:
-        return _upstream_root(producer, unit, width, graph, units, free, seen)
-    return None
+        found: list[str] = []
+        for producer in inputs:
+            root = self._carried_from(producer, unit, width, seen | {name})
+            if root is None:
+                return None  # one input still carries a signal in this channel
+            found.append(root)
+        return found[0]
+
+    def _carried_from(self, producer: str, unit: int, width: int, seen: frozenset[str]) -> str | None:
+        layer = self.graph[producer]
+        series = self.units.get(producer)
+        if series is not None:
+            if series.units != width or not self.free[producer][unit]:
+                return None
+            dead = bool(series.max_abs_output[-1][unit] == 0)
+            if not is_channelwise(layer):
+                return producer if dead else None  # a layer that mixes channels: a death starts here
+            deeper = self.root(producer, unit, width, seen)
+            if deeper is not None:
+                return deeper
+            return producer if dead else None
+        # Not measured: look through it when it keeps channels (dropout, padding, element-wise merges).
+        if is_channelwise(layer) or layer.get("class") in ELEMENTWISE_MERGES:
+            return self.root(producer, unit, width, seen)
+        return None

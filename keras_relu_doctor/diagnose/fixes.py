@@ -138,7 +138,7 @@ def _kernel_initializer(layer: Mapping[str, Any]) -> str:
 def with_learning_rate(fix: str, context: ModelContext) -> str:
     """The learning-rate fix with the optimizer's own rate when it is high.
 
-    >>> with_learning_rate(FIXES["lower_lr"], ModelContext(learning_rate=1.0, optimizer="Adam")).split(":")[0]
+    >>> with_learning_rate(FIXES["lower_lr"], ModelContext(learning_rate=1.0, optimizer="Adam")).split(",")[0]
     'Lower the learning rate (Adam runs at 1; 0.0003 is a safe start)'
     """
     if fix != FIXES["lower_lr"] or not context.high_learning_rate:

@@ -7,9 +7,9 @@ activation a layer ends with, with its parameters (``relu6``'s cap, LeakyReLU's
 slope) and where the name was read from.
 
 >>> import keras
->>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="relu"), keras.layers.Flatten()])
->>> [(e.path, e.measured) for e in walk_layers(model)]
-[('dense', True), ('flatten', False)]
+>>> layers = [keras.layers.Dense(2, activation="relu", name="hidden"), keras.layers.Flatten(name="flat")]
+>>> [(e.path, e.measured) for e in walk_layers(keras.Sequential([keras.Input((4,)), *layers]))]
+[('hidden', True), ('flat', False)]
 """
 
 from __future__ import annotations
