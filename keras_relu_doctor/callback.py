@@ -407,8 +407,11 @@ class ReluDoctor(keras.callbacks.Callback):
         layout = self._layout
         histogram_rows = {tag: index for index, tag in enumerate(layout.histogram_tags)}
         scalar_rows = {tag: index for index, tag in enumerate(layout.scalar_tags)}
+        opaque = {entry.path for entry in self._entries if entry.opaque}
         for path, metadata in list(layout.metadata.items()):
-            if metadata.activation:
+            # Pooling and BatchNorm after a ReLU are never negative either: only
+            # layers that do not say what they compute are read from their output.
+            if metadata.activation or path not in opaque:
                 continue
             row = histogram_rows.get(tags.tag(path, tags.ACTIVATIONS))
             zeros = scalar_rows.get(tags.tag(path, tags.ZERO_FRACTION))

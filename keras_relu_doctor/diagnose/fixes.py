@@ -106,7 +106,7 @@ class ModelContext:
         return self.learning_rate >= limit
 
     def already_has(self, key: str, layers: Iterable[str]) -> bool:
-        """True when the model already does what fix ``key`` recommends, for every one of ``layers``."""
+        """True when the model already has what fix ``key`` recommends, or makes it moot, for every one of ``layers``."""
         facts = [self.layers[name] for name in layers if name in self.layers]
         if key == "residual":
             return self.residual
@@ -114,8 +114,13 @@ class ModelContext:
             return self.clipped
         if not facts:
             return False
-        if key == "normalization":
-            return all(layer.get("normalized_before_activation") for layer in facts)
+        if key in ("normalization", "normalize_inputs", "selu"):
+            # With a normalisation layer right before the activation, the model's input
+            # scale no longer reaches it, and SELU's self-normalisation has nothing to add.
+            if all(layer.get("normalized_before_activation") for layer in facts):
+                return True
+            if key == "normalization":
+                return False
         if key in ("he_init", "initializer"):
             return all(_kernel_initializer(layer) in HE_INITIALIZERS for layer in facts)
         if key == "leaky_relu":

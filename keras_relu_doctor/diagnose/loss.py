@@ -28,6 +28,8 @@ OSCILLATION_FLIPS = 0.6
 OSCILLATION_AMPLITUDE = 0.05
 MIN_STEPS = 3
 MIN_OSCILLATION_STEPS = 6
+# Two epoch losses both at chance already say the model learnt nothing so far.
+MIN_CHANCE_STEPS = 2
 # A classifier that predicts the same distribution for every input scores the
 # entropy of the labels, ln K for K balanced classes (ln 2 per binary output);
 # Karpathy's recipe (2019) checks the loss at initialisation against -log(1/K).
@@ -64,10 +66,10 @@ def loss_at_chance(
     >>> loss_at_chance(ScalarSeries(np.arange(4), np.array([2.31, 2.30, 2.31, 2.30])), float(np.log(10))).kind
     'loss_at_chance'
     """
-    if loss is None or chance is None or len(loss.values) < MIN_STEPS:
+    if loss is None or chance is None or len(loss.values) < MIN_CHANCE_STEPS:
         return None
     finite = loss.values[np.isfinite(loss.values)]
-    if finite.size < MIN_STEPS or float(finite.min()) < chance * (1 - margin):
+    if finite.size < MIN_CHANCE_STEPS or float(finite.min()) < chance * (1 - margin):
         return None
     return Finding(
         kind=LOSS_AT_CHANCE,

@@ -94,6 +94,11 @@ class LayerEntry:
         )
 
     @property
+    def opaque(self) -> bool:
+        """A Lambda or custom layer: what its output is, only its function or its output tells."""
+        return isinstance(self.layer, keras.layers.Lambda) or not _is_builtin(self.layer)
+
+    @property
     def uses_batch_statistics(self) -> bool:
         return isinstance(self.layer, keras.layers.BatchNormalization)
 

@@ -87,6 +87,9 @@ def test_mobilenet_model_facts_record_relu6_normalisation_and_merges(mobilenet_r
     assert facts["probe"]["mode"] == "training" and facts["probe"]["gradients"] is True
     # Every layer is accounted for: measured, or skipped for a reason that needs no attention.
     assert all(layer["measured"] or layer["reason"] in tags.QUIET_NOT_MEASURED_REASONS for layer in facts["layers"])
+    # Pooling and BatchNorm outputs after a ReLU are never negative: still not rectifiers.
+    assert all(layer["activation"] in ("", "linear") for layer in facts["layers"]
+               if "Pooling" in layer["class"] or layer["class"] == "BatchNormalization")  # fmt: skip
     meta = run.units["Conv1_relu"].metadata
     assert meta.activation == "relu6" and meta.probe_mode == "training"
     np.testing.assert_allclose(run.scalars[tags.LEARNING_RATE].values, 1e-3)
@@ -277,3 +280,33 @@ def test_not_measured_layers_are_written_and_reported(keras_mod, regression_data
     assert [(item.layer, item.reason) for item in run.not_measured] == [("unused", tags.REASON_NOT_REACHED)]
     text = " ".join(render_text(build_report(tmp_path), width=200).split())
     assert f"not measured: unused (Dense): {tags.REASON_NOT_REACHED}" in text
+
+
+def test_only_rectifiers_warn_when_their_channels_die(keras_mod, tmp_path):
+    """Pooling and BatchNorm after a dead ReLU are all zeros too, and never negative: no warning of their own."""
+    from keras_relu_doctor import ReluDoctor, read_logdir
+
+    keras = keras_mod
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 4, 64)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(8, 3, padding="same", name="conv"),
+        keras.layers.BatchNormalization(beta_initializer=keras.initializers.Constant(-50.0), name="bn"),
+        keras.layers.ReLU(name="relu"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.BatchNormalization(center=False, name="bn_after"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(4, activation="softmax", name="head"),
+    ])  # fmt: skip
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[ReluDoctor(str(tmp_path), probe_data=(x, y))])
+    warned = [str(w.message).split("'")[1] for w in caught if "dead units" in str(w.message)]
+    assert warned == ["relu"]
+    facts = {layer["path"]: layer for layer in read_logdir(tmp_path).run("train").model_facts["layers"]}
+    assert facts["relu"]["activation"] == "relu"
+    assert [facts[name]["activation"] for name in ("pool", "bn_after", "gap")] == ["", "", ""]
