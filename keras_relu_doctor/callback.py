@@ -27,7 +27,6 @@ SUPPORTED_BACKENDS = ("tensorflow",)
 MAX_PROBE_SIZE = 512
 MIN_AUTO_PROBE_SIZE = 64
 PROBE_VALUES_BUDGET = 2**25
-DEFAULT_BUCKETS = 30  # tf.summary.histogram's own default
 
 
 class ReluDoctorWarning(UserWarning):
@@ -124,7 +123,7 @@ class ReluDoctor(keras.callbacks.Callback):
         dead_threshold: float = 0.5,
         on_dead: str = "warn",
         loss: Any = None,
-        histogram_buckets: int = DEFAULT_BUCKETS,
+        histogram_buckets: int = tags.DEFAULT_BUCKETS,
         verbose: int = 0,
     ) -> None:
         super().__init__()
@@ -305,7 +304,7 @@ class ReluDoctor(keras.callbacks.Callback):
 
     def _describe(self, samples: int, seconds: float) -> str:
         layout = self._layout
-        skipped = {path: reason for path, reason in layout.not_measured.items() if reason in _QUIET_REASONS}
+        skipped = {path: reason for path, reason in layout.not_measured.items() if reason in tags.QUIET_NOT_MEASURED_REASONS}
         missing = {path: reason for path, reason in layout.not_measured.items() if path not in skipped}
         mode = (
             "training mode: normalisation on batch statistics, Dropout off"
@@ -453,10 +452,6 @@ class ReluDoctor(keras.callbacks.Callback):
                 )
                 if self.on_dead == "stop":
                     self.model.stop_training = True
-
-
-# Reasons for not measuring a layer that need no attention (shown as a count).
-_QUIET_REASONS = tags.QUIET_NOT_MEASURED_REASONS
 
 
 # --------------------------------------------------------------------- helpers

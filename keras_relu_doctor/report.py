@@ -20,7 +20,7 @@ from keras_relu_doctor.diagnose.dying import estimated_dead_fraction
 from keras_relu_doctor.diagnose.findings import EXPLODING_GRADIENTS, VANISHING_GRADIENTS, Finding
 from keras_relu_doctor.diagnose.layers import LayerSeries
 from keras_relu_doctor.events import Logdir, Run, iter_runs
-from keras_relu_doctor.tags import QUIET_NOT_MEASURED_REASONS
+from keras_relu_doctor.tags import QUIET_NOT_MEASURED_REASONS, facts_layers
 
 REPORT_SCHEMA = "keras_relu_doctor.report/1"
 GRADIENT_STATUSES = ("ok", "zero", "vanishing", "exploding", "nan", "unknown")
@@ -230,7 +230,7 @@ def _run_gradient_status(layers: tuple[LayerSummary, ...]) -> str:
 def _measurement(run: Run) -> dict[str, Any]:
     """What the model facts say about how the run was measured (nothing for other writers)."""
     facts = run.model_facts or {}
-    layers = [layer for layer in facts.get("layers", ()) if isinstance(layer, dict)]
+    layers = list(facts_layers(facts).values())
     unmeasured = [layer for layer in layers if not layer.get("measured", True)]
     probe = facts.get("probe") if isinstance(facts.get("probe"), dict) else {}
     note = str(probe.get("gradients_note") or "") if probe.get("gradients") is False else ""

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any, Mapping
 
 SCHEMA_VERSION = 2
 # Schema 2: a baseline at step 0 before any update, epoch steps count epochs
@@ -69,6 +70,9 @@ PREACTIVATIONS = "preactivations"
 GRADIENTS = "gradients"
 OUTPUT_GRADIENT = "gradients/output"
 UNIT_ACTIVITY = "unit_activity"
+
+# Buckets per histogram the callback writes by default: tf.summary.histogram's own.
+DEFAULT_BUCKETS = 30
 
 # Per-unit tensor record: float32 array of shape [len(rows), units], the rows
 # named in its metadata. ``output_range`` (max - min of the unit's output over the
@@ -193,6 +197,16 @@ def encode_facts(facts: dict) -> bytes:
     2
     """
     return json.dumps({"schema": SCHEMA_VERSION, **facts}, sort_keys=False).encode("utf-8")
+
+
+def facts_layers(facts: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """The ``layers`` of a model facts document by path, in model order; empty without facts.
+
+    >>> list(facts_layers({"layers": [{"path": "dense"}, "not a layer"]}))
+    ['dense']
+    """
+    layers = (facts or {}).get("layers", ())
+    return {str(layer.get("path")): layer for layer in layers if isinstance(layer, Mapping)}
 
 
 def decode_facts(content: bytes) -> dict:

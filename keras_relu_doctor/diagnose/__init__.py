@@ -169,8 +169,7 @@ def diagnose(run: Run, thresholds: Thresholds = Thresholds()) -> Diagnosis:
     spikes = loss_spikes(loss, rise=thresholds.spike_rise) if loss is not None else ()
     deaths = {layer.name: unit_deaths(layer.units) for layer in layers if layer.units is not None}
     facts = run.model_facts or {}
-    graph = {str(layer.get("path")): layer for layer in facts.get("layers", ()) if isinstance(layer, dict)}
-    inheritance = inherited_deaths(graph, {name: run.units[name] for name in deaths})
+    inheritance = inherited_deaths(tags.facts_layers(facts), {name: run.units[name] for name in deaths})
     at_chance = loss_at_chance(loss, _chance(run), tag=loss_tag or "")
     stuck = at_chance is not None
     heads = _heads(run, layers)

@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from keras_relu_doctor.tags import facts_layers
+
 # Each fix: what to do, then where the advice comes from, in words a reader can find.
 FIXES = {
     "lower_lr": "Lower the learning rate, add warmup (lr*step/1000 over the first 1000 steps)"
@@ -85,7 +87,7 @@ class ModelContext:
     def from_facts(cls, facts: Mapping[str, Any] | None) -> ModelContext:
         if not facts:
             return cls()
-        layers = {str(layer.get("path")): layer for layer in facts.get("layers", ()) if isinstance(layer, Mapping)}
+        layers = facts_layers(facts)
         merges = [merge for merge in facts.get("merges", ()) if isinstance(merge, Mapping)]
         optimizer = facts.get("optimizer") if isinstance(facts.get("optimizer"), Mapping) else {}
         rate = optimizer.get("learning_rate")

@@ -114,11 +114,6 @@ def layer_kind(activation: str, layer_class: str, name: str = "", activations: H
     return UNKNOWN
 
 
-def _facts_by_layer(run: Run) -> dict[str, Mapping[str, Any]]:
-    facts = run.model_facts or {}
-    return {str(layer.get("path")): layer for layer in facts.get("layers", ()) if isinstance(layer, Mapping)}
-
-
 def layer_series(run: Run) -> tuple[LayerSeries, ...]:
     """The layers of ``run`` in model order (input first), each with its series."""
     parts: dict[str, dict] = {name: {} for name in run.layers}
@@ -140,7 +135,7 @@ def layer_series(run: Run) -> tuple[LayerSeries, ...]:
     for name in gradients:
         parts.setdefault(name, {})  # a layer known only by its gradients
     layers = []
-    facts = _facts_by_layer(run)
+    facts = tags.facts_layers(run.model_facts)
     for name, found in parts.items():
         units = run.units.get(name)
         layer_facts = facts.get(name, {})

@@ -35,9 +35,7 @@ from keras_relu_doctor.probe.layers import LayerEntry
 from keras_relu_doctor.tags import REASON_NOT_FLOAT, REASON_NOT_REACHED
 from keras_relu_doctor.probe.recording import Record, Trace, recording
 
-# A ``histogram`` bucket count that keeps events small yet shapes readable;
-# tf.summary.histogram's own default.
-DEFAULT_BUCKETS = 30
+DEFAULT_BUCKETS = tags.DEFAULT_BUCKETS
 # Values bucketed per histogram at most (edges and totals use them all): a
 # bucket's share from 2**15 evenly strided values has a standard error under
 # 0.3% (within 1% of the whole tensor's; a test checks), while a conv layer's
