@@ -145,9 +145,8 @@ def _parts(model, callback, hooks: dict[str, list[float]]) -> dict:
 
     callback.set_model(model)
     callback.on_train_begin()  # a fresh probe on the trained model (set-up timed in training)
-    batch = callback._probe_batch
-    log_s = _median(lambda: probe_lib.to_numpy(callback._probe_fn(*batch)), 5)
-    result = probe_lib.to_numpy(callback._probe_fn(*batch))
+    log_s = _median(callback._measure, 5)  # as the callback runs it (without grappler)
+    result = callback._measure()
     with tempfile.TemporaryDirectory() as folder, EventWriter(folder) as writer:
         write_s = _median(lambda: probe_lib.write_probe(writer, callback._layout, result, 1), 5)
     # Liveness and histograms on tensors of the shapes the probe measured.

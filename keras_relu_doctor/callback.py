@@ -399,13 +399,13 @@ class ReluDoctor(keras.callbacks.Callback):
     def _recognise_rectifiers(self, result: dict[str, np.ndarray]) -> None:
         """Name the activation of layers that do not say theirs (Lambda, custom) from their output.
 
-        Never negative with exact zeros: a rectifier. Read on the baseline.
+        Never negative with exact zeros: a rectifier. Read on the baseline,
+        from the activation histogram, whose left edge is the exact minimum.
         """
         from keras_relu_doctor.probe.layers import SOURCE_OUTPUT
 
         layout = self._layout
         histogram_rows = {tag: index for index, tag in enumerate(layout.histogram_tags)}
-        scalar_rows = {tag: index for index, tag in enumerate(layout.scalar_tags)}
         opaque = {entry.path for entry in self._entries if entry.opaque}
         for path, metadata in list(layout.metadata.items()):
             # Pooling and BatchNorm after a ReLU are never negative either: only
@@ -413,12 +413,10 @@ class ReluDoctor(keras.callbacks.Callback):
             if metadata.activation or path not in opaque:
                 continue
             row = histogram_rows.get(tags.tag(path, tags.ACTIVATIONS))
-            zeros = scalar_rows.get(tags.tag(path, tags.ZERO_FRACTION))
-            if row is None or zeros is None:
+            if row is None:
                 continue
             buckets = result["histograms"][row]
-            lowest = float(buckets[0, 0]) if buckets[:, 2].sum() > 0 else -1.0
-            if lowest >= 0.0 and float(result["scalars"][zeros]) > 0.0:
+            if buckets[:, 2].sum() > 0 and float(buckets[0, 0]) == 0.0:
                 layout.metadata[path] = dataclasses.replace(
                     metadata, activation="relu", activation_source=SOURCE_OUTPUT
                 )

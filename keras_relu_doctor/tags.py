@@ -18,13 +18,13 @@ tag                                       kind       what
 ``<layer>/units``                         tensor     per-unit record, rows ``UNIT_ROWS``
 ``<layer>/dead_fraction``                 scalar     share of units exactly 0 on every sample
 ``<layer>/near_dead_fraction``            scalar     share of units with 0 < max|out| <= tol
-``<layer>/zero_fraction``                 scalar     share of all output values exactly 0
+``<layer>/zero_fraction``                 scalar     share of values exactly 0 (sampled)
 ``<layer>/grad_norm``                     scalar     L2 norm of d loss / d trainable weights
 ``<layer>/output_grad_norm``              scalar     L2 norm of d loss / d layer output
 ``<layer>/weight_norm``                   scalar     L2 norm of the trainable weights
 ``<layer>/update_ratio``                  scalar     ||w - w_prev|| / ||w|| since last log
-``<layer>/nonfinite_activations``         scalar     NaN/Inf count in output
-``<layer>/nonfinite_gradients``           scalar     NaN/Inf count in all its gradients
+``<layer>/nonfinite_activations``         scalar     samples x units with NaN/Inf output
+``<layer>/nonfinite_gradients``           scalar     NaN/Inf in its gradients (estimate)
 ``relu_doctor/probe_loss``                scalar     compiled loss on the probe batch
 ``relu_doctor/learning_rate``             scalar     the optimizer's learning rate at each log
 ``relu_doctor/model_facts``               tensor     JSON model facts, once per ``fit``

@@ -36,12 +36,13 @@ from keras_relu_doctor.tags import REASON_NOT_FLOAT, REASON_NOT_REACHED
 from keras_relu_doctor.probe.recording import Record, Trace, recording
 
 DEFAULT_BUCKETS = tags.DEFAULT_BUCKETS
-# Values bucketed per histogram at most (edges and totals use them all): a
-# bucket's share from 2**15 evenly strided values has a standard error under
-# 0.3% (within 1% of the whole tensor's; a test checks), while a conv layer's
-# output on a probe of a few hundred images holds millions. Bucketing is the
-# largest part of a log on CNNs, so the sample is as small as that allows.
-HISTOGRAM_SAMPLE = 2**15
+# Values bucketed per histogram at most, evenly spread over the tensor (totals
+# count them all; an activation's edges are its exact range): a share of the
+# histogram estimated from 2**13 values has a standard error of at most 0.55
+# points (within 2 points of the whole tensor's; a test checks), while a conv
+# layer's output on a probe of a few hundred images holds millions. Bucketing
+# was most of a log on CNNs, so the sample is as small as that allows.
+HISTOGRAM_SAMPLE = 2**13
 # Probe modes: the network the optimizer trains (normalisation on batch
 # statistics, Dropout off), or the deployed one (``model(x, training=False)``).
 MODE_TRAINING = tags.PROBE_TRAINING
@@ -63,10 +64,6 @@ def _dense(values: Any) -> tf.Tensor:
     return tf.convert_to_tensor(values) if isinstance(values, tf.IndexedSlices) else values
 
 
-def _nonfinite_count(values: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(_dense(values), tf.float32)), tf.float32))
-
-
 def _units_last(output: tf.Tensor, layer: keras.layers.Layer) -> tf.Tensor:
     """Output as [samples, positions, units]; units are the channel axis."""
     output = tf.cast(output, tf.float32)
@@ -79,125 +76,208 @@ def _units_last(output: tf.Tensor, layer: keras.layers.Layer) -> tf.Tensor:
     return tf.reshape(output, [tf.shape(output)[0], -1, units])
 
 
-def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float) -> dict[str, tf.Tensor]:
-    """Per-unit active fraction, max |output| and output range, and the layer's dead/near-dead/zero fractions.
+def _extremes(output: tf.Tensor, layer: keras.layers.Layer) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each sample's largest and smallest output per unit, ``[samples, units]`` each.
 
-    A unit is active on a sample when its |output| exceeds ``tolerance`` at any
-    position; dead when its output is exactly 0 on every sample; near-dead when
-    it is never active yet not exactly 0 (PReLU/LeakyReLU units at ~1e-7).
-    A NaN/Inf output counts as active (infinite): such a unit is broken, not
-    dead, and NaN/Inf are counted apart.
+    The only two passes over a layer's output: everything else about its
+    units is computed from these small matrices. NaN propagates through both.
     """
     by_unit = _units_last(output, layer)
-    magnitude = tf.abs(by_unit)
+    return tf.reduce_max(by_unit, axis=1), tf.reduce_min(by_unit, axis=1)
+
+
+def liveness_from_extremes(highest: tf.Tensor, lowest: tf.Tensor, tolerance: float) -> dict[str, tf.Tensor]:
+    """Per-unit statistics from each sample's largest and smallest output (``[samples, units]``).
+
+    A unit is active on a sample when its |output| exceeds ``tolerance`` at any
+    position (the larger of ``highest`` and ``-lowest``); a NaN/Inf output
+    counts as active (infinite): such a unit is broken, not dead.
+    ``nonfinite`` counts, per unit, the samples on which it output NaN/Inf;
+    ``highest``/``lowest`` are over finite values.
+    """
+    finite_high, finite_low = tf.math.is_finite(highest), tf.math.is_finite(lowest)
+    magnitude = tf.maximum(highest, -lowest)
     magnitude = tf.where(tf.math.is_nan(magnitude), tf.fill(tf.shape(magnitude), np.float32(np.inf)), magnitude)
-    per_sample_max = tf.reduce_max(magnitude, axis=1)  # [samples, units]
-    finite = tf.math.is_finite(by_unit)
-    highest = tf.reduce_max(tf.where(finite, by_unit, -np.inf), axis=[0, 1])
-    lowest = tf.reduce_min(tf.where(finite, by_unit, np.inf), axis=[0, 1])
-    output_range = tf.where(highest >= lowest, highest - lowest, 0.0)
-    active_fraction = tf.reduce_mean(tf.cast(per_sample_max > tolerance, tf.float32), axis=0)
-    max_abs = tf.reduce_max(per_sample_max, axis=0)
-    dead = tf.cast(max_abs == 0.0, tf.float32)
-    near_dead = tf.cast((max_abs > 0.0) & (max_abs <= tolerance), tf.float32)
+    top = tf.reduce_max(tf.where(finite_high, highest, -np.inf), axis=0)
+    bottom = tf.reduce_min(tf.where(finite_low, lowest, np.inf), axis=0)
     return {
-        "active_fraction": active_fraction,
-        "max_abs": max_abs,
-        "output_range": output_range,
-        "dead_fraction": tf.reduce_mean(dead),
-        "near_dead_fraction": tf.reduce_mean(near_dead),
-        "zero_fraction": tf.reduce_mean(tf.cast(by_unit == 0.0, tf.float32)),
+        "active_fraction": tf.reduce_mean(tf.cast(magnitude > tolerance, tf.float32), axis=0),
+        "max_abs": tf.reduce_max(magnitude, axis=0),
+        "output_range": tf.where(top >= bottom, top - bottom, 0.0),
+        "highest": top,
+        "lowest": bottom,
+        "nonfinite": tf.reduce_sum(tf.cast(~(finite_high & finite_low), tf.float32), axis=0),
     }
 
 
-def _sampled(flat: tf.Tensor, sample_size: int) -> tf.Tensor:
-    """An evenly strided sample of at most ``sample_size`` values (every value of a smaller tensor)."""
+def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float) -> dict[str, tf.Tensor]:
+    """Per-unit active fraction, max |output| and output range, and the layer's dead/near-dead fractions.
+
+    A unit is dead when its output is exactly 0 on every sample; near-dead when
+    it is never active yet not exactly 0 (PReLU/LeakyReLU units at ~1e-7).
+    The probe computes the same for all layers at once.
+
+    >>> import keras, tensorflow as tf
+    >>> stats = unit_liveness(tf.constant([[0.0, 1.0], [0.0, -2.0]]), keras.layers.Dense(2), 1e-6)
+    >>> float(stats["dead_fraction"]), stats["max_abs"].numpy().tolist()
+    (0.5, [0.0, 2.0])
+    """
+    live = liveness_from_extremes(*_extremes(output, layer), tolerance)
+    max_abs = live["max_abs"]
+    live["dead_fraction"] = tf.reduce_mean(tf.cast(max_abs == 0.0, tf.float32))
+    live["near_dead_fraction"] = tf.reduce_mean(tf.cast((max_abs > 0.0) & (max_abs <= tolerance), tf.float32))
+    return live
+
+
+def _sampled(flat: tf.Tensor, sample_size: int, positions: dict[int, tf.Tensor] | None = None) -> tf.Tensor:
+    """Every value of a tensor of at most ``sample_size``; of a larger one, exactly ``sample_size`` evenly spread.
+
+    ``positions`` caches the indices per static length within one trace.
+    """
     length = flat.shape[0]
-    if length is not None:
-        return flat[:: -(-length // sample_size)] if length > sample_size else flat
-    total = tf.shape(flat, out_type=tf.int64)[0]
-    stride = tf.maximum(tf.cast(1, tf.int64), -(-total // sample_size))
-    return tf.strided_slice(flat, [0], [total], [stride])
-
-
-def _by_size(tensors: list[tf.Tensor]) -> dict[object, list[int]]:
-    """Positions of ``tensors`` grouped by static length; a dynamic length stands alone."""
-    groups: dict[object, list[int]] = {}
-    for position, tensor in enumerate(tensors):
-        key = (tensor.shape[0], tensor.dtype) if tensor.shape[0] is not None else ("dynamic", position)
-        groups.setdefault(key, []).append(position)
-    return groups
+    if length is not None and length <= sample_size:
+        return flat
+    if length is None:
+        total = tf.shape(flat)[0]
+        stride = tf.maximum(1, -(-total // sample_size))
+        return tf.strided_slice(flat, [0], [total], [stride])
+    if positions is None or length not in positions:
+        spread = tf.cast(tf.range(sample_size, dtype=tf.float64) * (length / sample_size), tf.int32)
+        if positions is None:
+            return tf.gather(flat, spread)
+        positions[length] = spread
+    return tf.gather(flat, positions[length])
 
 
 def _restore_order(parts: list[tf.Tensor], order: list[int]) -> tf.Tensor:
     return tf.gather(tf.concat(parts, 0), tf.constant(np.argsort(order), tf.int32))
 
 
-def histogram_tensors(values: list[tf.Tensor], buckets: int, sample_size: int = HISTOGRAM_SAMPLE) -> tf.Tensor:
+def histogram_tensors(
+    values: list[tf.Tensor], buckets: int, sample_size: int = HISTOGRAM_SAMPLE, ranges: tf.Tensor | None = None
+) -> tf.Tensor:
     """TensorBoard histogram tensors ``[len(values), buckets, (left, right, count)]``.
 
     Same layout and edge rules as ``tensorboard.plugins.histogram.summary_v2``
     (empty input: all zeros; one distinct value: zero-width buckets with the
     count in the last; edges ``linspace(min, max)``; float64 bucketing), with
-    NaN/Inf left out. Edges and the total count come from every value; a tensor
-    of more than ``sample_size`` values is bucketed on an evenly strided sample
-    of that size and the counts scaled to the total, so a bucket's share is an
-    estimate (within 1% of the whole; a test compares). Built without
-    ``tf.cond`` (TensorBoard's version costs ~0.15 s of tracing per
-    histogram), and with ops per group of tensors of one size rather than per
-    tensor: the tensors (then the samples) of one size are the rows of a
-    matrix, and one ``bincount`` counts every histogram, NaN/Inf going to an
+    NaN/Inf left out; exact for tensors of at most ``sample_size`` values. A
+    larger tensor is bucketed on an evenly strided sample of that size: its
+    edges span the sample (or ``ranges[i]``, an exact ``(low, high)`` known
+    elsewhere; NaN where not) and its counts are scaled to the tensor's size,
+    so a bucket's share is an estimate (a test compares it with the whole).
+
+    >>> import tensorflow as tf
+    >>> histogram_tensors([tf.constant([0.0, 0.0, 1.0, 2.0])], 2).numpy()[0].tolist()
+    [[0.0, 1.0, 2.0], [1.0, 2.0, 2.0]]
+    """
+    return _histograms(values, buckets, sample_size, ranges)["histograms"]
+
+
+def _histograms(
+    values: list[tf.Tensor], buckets: int, sample_size: int, ranges: tf.Tensor | None
+) -> dict[str, tf.Tensor]:
+    """Histograms and, per tensor, estimates from its sample: NaN/Inf values, sum of squares, share of zeros.
+
+    Samples of ``sample_size`` values (every large tensor's) are the rows of
+    one matrix, reduced along its rows; the rest (small tensors, whole) go
+    into one vector, each value tagged with its tensor's row, reduced by
+    segments. Either way a few operations serve all histograms, however many
+    there are and whatever their sizes, so the graph and its tracing do not
+    grow with them; one ``bincount`` counts every bucket. No ``tf.cond``
+    (TensorBoard's version costs ~0.15 s of tracing per histogram). Float32
+    input is bucketed in float32, anything else in float64; NaN/Inf go to an
     overflow bin per histogram that is dropped.
     """
-    bins = buckets + 1  # the last bin of each histogram collects NaN/Inf
+    bins, count = buckets + 1, len(values)  # the last bin of each histogram collects NaN/Inf
     flats = [tf.reshape(_dense(value), [-1]) for value in values]
-    order, lows, highs, sizes = [], [], [], []
-    for members in _by_size(flats).values():
-        matrix = tf.stack([flats[m] for m in members])  # every value: exact edges and totals
-        finite = tf.math.is_finite(matrix)
-        size = tf.reduce_sum(tf.cast(finite, tf.float64), axis=1)
-        low = tf.cast(tf.reduce_min(tf.where(finite, matrix, tf.cast(np.inf, matrix.dtype)), axis=1), tf.float64)
-        high = tf.cast(tf.reduce_max(tf.where(finite, matrix, tf.cast(-np.inf, matrix.dtype)), axis=1), tf.float64)
-        empty = tf.equal(size, 0.0)
-        lows.append(tf.where(empty, tf.zeros_like(low), low))
-        highs.append(tf.where(empty, tf.zeros_like(high), high))
-        sizes.append(size)
-        order += members
-    low, high, size = (_restore_order(parts, order) for parts in (lows, highs, sizes))
-    samples = [_sampled(flat, sample_size) for flat in flats]
-    order, indices, counted = [], [], []
-    for members in _by_size(samples).values():
-        matrix = tf.cast(tf.stack([samples[m] for m in members]), tf.float64)
-        finite = tf.math.is_finite(matrix)
-        row_low, row_high = tf.gather(low, members), tf.gather(high, members)
-        spread = row_high - row_low
-        width = tf.where(tf.equal(spread, 0.0), tf.ones_like(spread), spread / buckets)
-        index = tf.cast(tf.floor((matrix - row_low[:, None]) / width[:, None]), tf.int32)
-        index = tf.where(finite, tf.clip_by_value(index, 0, buckets - 1), buckets)
-        offsets = tf.constant([[m * bins] for m in members], tf.int32)
-        indices.append(tf.reshape(index + offsets, [-1]))
-        counted.append(tf.reduce_sum(tf.cast(finite, tf.float64), axis=1))
-        order += members
-    counted = _restore_order(counted, order)
-    count = len(values)
+    positions: dict[int, tf.Tensor] = {}
+    samples = [_sampled(flat, sample_size, positions) for flat in flats]
+    dtype = tf.float32 if all(sample.dtype == tf.float32 for sample in samples) else tf.float64
+    full = [i for i, sample in enumerate(samples) if sample.shape[0] == sample_size]
+    rest = [i for i in range(count) if i not in set(full)]
+    parts = []
+    if full:
+        matrix = tf.stack([tf.cast(samples[i], dtype) for i in full])
+        parts.append(_Part(full, matrix, lambda name, v: getattr(tf.math, f"reduce_{name}")(v, axis=1),
+                           lambda row_values: row_values[:, None], tf.constant([[i] for i in full])))  # fmt: skip
+    if rest:
+        joined = tf.concat([tf.cast(samples[i], dtype) for i in rest], 0)
+        rows = tf.repeat(tf.range(len(rest)), _lengths([samples[i] for i in rest]))
+        reduce = lambda name, v: getattr(tf.math, f"unsorted_segment_{name}")(v, rows, len(rest))  # noqa: E731
+        parts.append(_Part(rest, joined, reduce, lambda row_values: tf.gather(row_values, rows), tf.gather(rest, rows)))
+    order = [i for part in parts for i in part.members]
+    stats = [part.statistics() for part in parts]
+    counted, low, high, squares, zeros, length = (
+        _restore_order([tf.cast(stat[key], tf.float64) for stat in stats], order)
+        for key in ("counted", "low", "high", "squares", "zeros", "length")
+    )
+    if ranges is not None:
+        known = tf.cast(ranges, tf.float64)
+        low = tf.where(tf.math.is_finite(known[:, 0]), known[:, 0], low)
+        high = tf.where(tf.math.is_finite(known[:, 1]), known[:, 1], high)
+    empty = tf.equal(counted, 0.0)
+    low = tf.where(empty, tf.zeros_like(low), low)
+    high = tf.where(empty, tf.zeros_like(high), high)
     spread = high - low
+    width = tf.where(tf.equal(spread, 0.0), tf.ones_like(spread), spread / buckets)
+    indices = [part.bucket_indices(low, width, buckets) for part in parts]
     binned = tf.math.bincount(tf.concat(indices, 0), minlength=count * bins, maxlength=count * bins, dtype=tf.float64)
-    scale = tf.where(counted > 0, size / tf.maximum(counted, 1.0), tf.zeros_like(size))
+    scale = _lengths(flats, tf.float64) / tf.maximum(length, 1.0)  # a sample stands for this many values
+    total = counted * scale
     spread_counts = tf.reshape(binned, [count, bins])[:, :buckets] * scale[:, None]
-    single_counts = tf.one_hot(buckets - 1, buckets, dtype=tf.float64)[None, :] * size[:, None]
+    single_counts = tf.one_hot(buckets - 1, buckets, dtype=tf.float64)[None, :] * total[:, None]
     counts = tf.where(tf.equal(spread, 0.0)[:, None], single_counts, spread_counts)
     fractions = tf.range(buckets, dtype=tf.float64) / buckets
     left = low[:, None] + spread[:, None] * fractions[None, :]
     right = tf.concat([left[:, 1:], high[:, None]], axis=1)
-    return tf.stack([left, right, counts], axis=2)
+    return {
+        "histograms": tf.stack([left, right, counts], axis=2),
+        "nonfinite": (length - counted) * scale,
+        "squares": squares * scale,
+        "zero_share": zeros / tf.maximum(counted, 1.0),
+    }
 
 
-def _global_norm(tensors: list[tf.Tensor]) -> tf.Tensor:
-    squares = []
-    for tensor in tensors:
-        values = tf.cast(_dense(tensor), tf.float32)
-        squares.append(tf.reduce_sum(tf.where(tf.math.is_finite(values), tf.square(values), 0.0)))
-    return tf.sqrt(tf.add_n(squares)) if squares else tf.constant(0.0)
+@dataclass
+class _Part:
+    """Samples laid out one way (a matrix of rows, or a vector of segments), and how to reduce them per row."""
+
+    members: list[int]  # the histograms, in row order
+    values: tf.Tensor
+    reduce: Callable[[str, tf.Tensor], tf.Tensor]  # (min|max|sum, per-value tensor) -> one value per row
+    per_value: Callable[[tf.Tensor], tf.Tensor]  # a value per row (in ``members`` order), broadcast to every value
+    histogram: tf.Tensor  # each value's histogram, broadcast like ``values``
+
+    def __post_init__(self) -> None:
+        self.finite = tf.math.is_finite(self.values)
+
+    def statistics(self) -> dict[str, tf.Tensor]:
+        values, finite, dtype = self.values, self.finite, self.values.dtype
+        clean = tf.where(finite, values, tf.zeros_like(values))
+        return {
+            "counted": self.reduce("sum", tf.cast(finite, dtype)),
+            "length": self.reduce("sum", tf.ones_like(values)),
+            "low": self.reduce("min", tf.where(finite, values, tf.cast(np.inf, dtype))),
+            "high": self.reduce("max", tf.where(finite, values, tf.cast(-np.inf, dtype))),
+            "squares": self.reduce("sum", tf.square(tf.cast(clean, tf.float64))),
+            "zeros": self.reduce("sum", tf.cast(tf.equal(values, 0.0), dtype)),
+        }
+
+    def bucket_indices(self, low: tf.Tensor, width: tf.Tensor, buckets: int) -> tf.Tensor:
+        """Each value's bin in the one ``bincount`` of all histograms (``buckets + 1`` bins each)."""
+        dtype = self.values.dtype
+        row_low, row_width = (self.per_value(tf.cast(tf.gather(v, self.members), dtype)) for v in (low, width))
+        index = tf.cast(tf.floor((self.values - row_low) / row_width), tf.int32)
+        index = tf.where(self.finite, tf.clip_by_value(index, 0, buckets - 1), buckets)
+        return tf.reshape(index + self.histogram * (buckets + 1), [-1])
+
+
+def _lengths(flats: list[tf.Tensor], dtype: tf.DType = tf.int32) -> tf.Tensor:
+    """The lengths of 1-D tensors as one vector (a constant when all are static)."""
+    if all(flat.shape[0] is not None for flat in flats):
+        return tf.constant([int(flat.shape[0]) for flat in flats], dtype)
+    return tf.cast(tf.stack([tf.size(flat) for flat in flats]), dtype)
 
 
 @dataclass
@@ -227,15 +307,49 @@ class ProbeLayout:
 
 
 @dataclass
+class _Histogram:
+    """One histogram to bucket: its tag, values, the layer it belongs to, and what else reads its sample."""
+
+    tag: str
+    values: tf.Tensor
+    layer: int  # row of its layer among the reached ones
+    exact_range: bool = False  # edges from the layer's liveness (activations), not the sample
+    gradient: bool = False  # its NaN/Inf count adds to the layer's nonfinite_gradients
+
+
+@dataclass
 class _Collected:
-    """What one trace of the probe measures, in writing order."""
+    """What one trace of the probe measures, in writing order.
 
-    histograms: list[tuple[str, tf.Tensor]] = field(default_factory=list)
-    scalars: list[tuple[str, tf.Tensor]] = field(default_factory=list)
+    Scalars come in blocks, a vector with one tag per value. ``norms`` are
+    ``(tag or None, rows of the histograms of the same tensors)``, their
+    tensors' half sums of squares ``(norm, l2_loss)`` in ``parts``;
+    ``ratios`` are update ratios ``(tag, change norm, weight norm)``.
+    """
+
+    histograms: list[_Histogram] = field(default_factory=list)
+    blocks: list[tuple[list[str], tf.Tensor]] = field(default_factory=list)
     units: list[tuple[str, str, tf.Tensor]] = field(default_factory=list)
+    norms: list[tuple[str | None, list[int]]] = field(default_factory=list)
+    parts: list[tuple[int, tf.Tensor]] = field(default_factory=list)
+    ratios: list[tuple[str, int, int]] = field(default_factory=list)
 
-    def scalar(self, tag: str, value: tf.Tensor) -> None:
-        self.scalars.append((tag, tf.cast(value, tf.float32)))
+    def scalars(self, tag_list: list[str], vector: tf.Tensor) -> None:
+        if tag_list:
+            self.blocks.append((list(tag_list), tf.reshape(tf.cast(vector, tf.float32), [-1])))
+
+    def histogram(self, histogram: _Histogram) -> int:
+        self.histograms.append(histogram)
+        return len(self.histograms) - 1
+
+    def norm(self, tag: str | None, tensors: list[Any], rows: list[int] = ()) -> int:
+        """A norm over ``tensors``, each read once (``l2_loss``, half the sum of squares)."""
+        self.norms.append((tag, list(rows)))
+        for tensor in tensors:
+            tensor = _dense(tensor)
+            tensor = tensor if tensor.dtype == tf.float64 else tf.cast(tensor, tf.float32)
+            self.parts.append((len(self.norms) - 1, tf.nn.l2_loss(tensor)))
+        return len(self.norms) - 1
 
 
 def _not_measured_reason(record: Record) -> str:
@@ -255,11 +369,19 @@ def build_probe_function(
     measured are measured, the others only traced for the layer graph. With
     ``loss_fn`` None no gradient is computed or written (``layout.gradients``
     is False). The function returns ``histograms`` (``[m, buckets, 3]``),
-    ``scalars`` (``[s]``) and ``units`` (one ``[2, units]`` per layer), laid
+    ``scalars`` (``[s]``) and ``units`` (one ``[3, units]`` per layer), laid
     out as the :class:`ProbeLayout` returned beside it says, for
     :func:`write_probe`; and, for the live checks, ``dead_fraction`` and
     ``nonfinite`` (one value per measured layer, in ``entries`` order),
     ``measured`` (1.0 where a layer's output was reached) and ``loss``.
+
+    Its cost is close to the forward and backward pass it contains: a layer's
+    output is read twice (its largest and smallest value per sample and unit,
+    from which every per-unit statistic follows), each gradient once (its sum
+    of squares), and histograms are bucketed on samples of
+    :data:`HISTOGRAM_SAMPLE` values. The measurements of all layers run as
+    a few operations on stacked vectors, which keeps the graph, and so its
+    tracing, small.
     """
     layout = ProbeLayout(gradients=loss_fn is not None)
     measured_entries = [entry for entry in entries if entry.measured]
@@ -288,54 +410,228 @@ def build_probe_function(
             loss = loss_fn(y, y_pred, sample_weight) if loss_fn is not None else tf.constant(0.0)
         _fill_graph(layout, entries, trace, y_pred)
         records = trace.records
-        weight_sources = [_tf_variable(v) for e in measured_entries for _, v in e.weights]
-        output_sources = [records[e.path].output for e in measured_entries if records[e.path].output is not None]
-        gradients: list[Any] = [None] * (len(weight_sources) + len(output_sources))
+        reached = [entry for entry in measured_entries if records[entry.path].output is not None]
+        outputs = [records[entry.path].output for entry in reached]
+        weight_sources = [_tf_variable(v) for entry in reached for _, v in entry.weights]
+        gradients: list[Any] = [None] * (len(weight_sources) + len(outputs))
         if loss_fn is not None and gradients:
             gradients = tape.gradient(
-                loss, weight_sources + output_sources, unconnected_gradients=tf.UnconnectedGradients.ZERO
+                loss, weight_sources + outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO
             )
         weight_grads = iter(gradients[: len(weight_sources)])
-        output_grads = iter(gradients[len(weight_sources) :])
+        output_grads = gradients[len(weight_sources) :]
 
         collected = _Collected()
         if loss_fn is not None:
-            collected.scalar(tags.PROBE_LOSS, loss)
-        dead_fractions, nonfinite, measured = [], [], []
-        for entry in measured_entries:
-            record = records[entry.path]
+            collected.scalars([tags.PROBE_LOSS], loss)
+        units = _measure_units(reached, outputs, settings.tolerance, collected)
+        for index, (entry, output_grad) in enumerate(zip(reached, output_grads)):
             grads = [next(weight_grads) for _ in entry.weights]
-            if record.output is None:
-                dead_fractions.append(tf.constant(0.0))
-                nonfinite.append(tf.constant(0.0))
-                measured.append(tf.constant(0.0))
-                continue
-            dead, bad = _measure_layer(
-                entry, record, grads, next(output_grads),
-                previous_weights.get(entry.path, []), settings, collected,
-            )
-            dead_fractions.append(dead)
-            nonfinite.append(bad)
-            measured.append(tf.constant(1.0))
-        layout.histogram_tags[:] = [tag for tag, _ in collected.histograms]
-        layout.scalar_tags[:] = [tag for tag, _ in collected.scalars]
+            previous = previous_weights.get(entry.path, [])
+            _measure_layer(entry, records[entry.path], index, grads, output_grad, previous, collected)
+        result = _finish(collected, [entry.path for entry in reached], units["ranges"], settings)
+        layout.histogram_tags[:] = [histogram.tag for histogram in collected.histograms]
+        layout.scalar_tags[:] = [tag for tag_list, _ in collected.blocks for tag in tag_list]
         layout.unit_tags[:] = [(tag, path) for tag, path, _ in collected.units]
-        histograms = (
-            histogram_tensors([values for _, values in collected.histograms], settings.buckets)
-            if collected.histograms
-            else tf.zeros([0, settings.buckets, 3], tf.float64)
-        )
+        # The live checks' values, one per measured layer in ``entries`` order (0 where not reached).
+        position = {entry.path: index for index, entry in enumerate(reached)}
+        rows = tf.constant([position.get(entry.path, len(reached)) for entry in measured_entries], tf.int32)
+        per_layer = lambda vector: tf.gather(tf.concat([tf.cast(vector, tf.float32), [0.0]], 0), rows)  # noqa: E731
         return {
-            "histograms": histograms,
-            "scalars": tf.stack([value for _, value in collected.scalars]) if collected.scalars else tf.zeros([0]),
+            "histograms": result["histograms"],
+            "scalars": result["scalars"],
             "units": tuple(record for _, _, record in collected.units),
-            "dead_fraction": tf.stack(dead_fractions) if dead_fractions else tf.zeros([0]),
-            "nonfinite": tf.stack(nonfinite) if nonfinite else tf.zeros([0]),
-            "measured": tf.stack(measured) if measured else tf.zeros([0]),
+            "dead_fraction": per_layer(units["dead_fraction"]),
+            "nonfinite": per_layer(units["nonfinite"] + result["nonfinite_gradients"]),
+            "measured": per_layer(tf.ones([len(reached)])),
             "loss": tf.cast(loss, tf.float32),
         }
 
     return probe, layout
+
+
+def _measure_units(
+    reached: list[LayerEntry], outputs: list[tf.Tensor], tolerance: float, collected: _Collected
+) -> dict[str, tf.Tensor]:
+    """Every layer's per-unit record and liveness scalars, computed on all layers' units at once.
+
+    Returns, one value per reached layer, ``dead_fraction``, ``nonfinite``
+    (samples x units with NaN/Inf output) and ``ranges`` (``[layers, 2]``:
+    the lowest and highest finite output, the activation histogram's edges;
+    NaN where there is none).
+    """
+    if not reached:
+        empty = tf.zeros([0])
+        return {"dead_fraction": empty, "nonfinite": empty, "ranges": tf.zeros([0, 2])}
+    extremes = [_extremes(output, entry.layer) for entry, output in zip(reached, outputs)]
+    # Units of layers whose outputs hold the same samples sit side by side in one matrix.
+    groups: dict[object, list[int]] = {}
+    for index, (highest, _) in enumerate(extremes):
+        key = highest.shape[0] if highest.shape[0] is not None else ("dynamic", index)
+        groups.setdefault(key, []).append(index)
+    order = [index for members in groups.values() for index in members]
+    parts = [
+        liveness_from_extremes(
+            tf.concat([extremes[i][0] for i in members], 1), tf.concat([extremes[i][1] for i in members], 1), tolerance
+        )
+        for members in groups.values()
+    ]
+    live = {key: tf.concat([part[key] for part in parts], 0) for key in parts[0]}
+    counts = [_units(extremes[i][0]) for i in order]
+    segments = tf.repeat(tf.range(len(order)), tf.stack(counts))
+
+    def per_layer(reduce: Callable[..., tf.Tensor], values: tf.Tensor) -> tf.Tensor:
+        return _restore_order([reduce(values, segments, len(order))], order)
+
+    max_abs = live["max_abs"]
+    dead_fraction = per_layer(tf.math.unsorted_segment_mean, tf.cast(max_abs == 0.0, tf.float32))
+    near_dead = per_layer(tf.math.unsorted_segment_mean, tf.cast((max_abs > 0.0) & (max_abs <= tolerance), tf.float32))
+    nonfinite = per_layer(tf.math.unsorted_segment_sum, live["nonfinite"])
+    lowest = per_layer(tf.math.unsorted_segment_min, live["lowest"])
+    highest = per_layer(tf.math.unsorted_segment_max, live["highest"])
+    known = tf.math.is_finite(lowest) & tf.math.is_finite(highest) & (lowest <= highest)
+    ranges = tf.where(known[:, None], tf.stack([lowest, highest], 1), np.float32(np.nan))
+    records = tf.stack([live["active_fraction"], max_abs, live["output_range"]])
+    static = all(isinstance(count, int) for count in counts)
+    offsets = np.cumsum([0] + counts[:-1]).tolist() if static else tf.unstack(tf.cumsum(tf.stack(counts), exclusive=True))
+    for slot, index in enumerate(order):
+        path = reached[index].path
+        record = tf.slice(records, [0, offsets[slot]], [3, counts[slot]])
+        collected.units.append((tags.tag(path, tags.UNITS), path, record))
+        collected.histogram(_Histogram(tags.tag(path, tags.UNIT_ACTIVITY), record[0], index))
+    paths = [entry.path for entry in reached]
+    collected.scalars([tags.tag(p, tags.DEAD_FRACTION) for p in paths], dead_fraction)
+    collected.scalars([tags.tag(p, tags.NEAR_DEAD_FRACTION) for p in paths], near_dead)
+    collected.scalars([tags.tag(p, tags.NONFINITE_ACTIVATIONS) for p in paths], nonfinite)
+    return {"dead_fraction": dead_fraction, "nonfinite": nonfinite, "ranges": ranges}
+
+
+def _units(per_sample: tf.Tensor) -> int | tf.Tensor:
+    return int(per_sample.shape[1]) if per_sample.shape[1] is not None else tf.shape(per_sample)[1]
+
+
+def _measure_layer(
+    entry: LayerEntry,
+    record: Record,
+    index: int,
+    weight_grads: list[tf.Tensor | None],
+    output_grad: tf.Tensor | None,
+    previous: list[tf.Variable],
+    collected: _Collected,
+) -> None:
+    """Add one layer's histograms, sums of squares for its norms, and update ratio to ``collected``.
+
+    Gradients are None when the model has no loss to differentiate: then no
+    gradient value is written at all (not zeros). ``index`` is the layer's
+    row among the reached layers.
+    """
+    path = entry.path
+    collected.histogram(_Histogram(tags.tag(path, tags.ACTIVATIONS), record.output, index, exact_range=True))
+    if record.preactivation is not None and not record.preactivation_is_measured:
+        collected.histogram(_Histogram(tags.tag(path, tags.PREACTIVATIONS), record.preactivation, index))
+    has_gradients = output_grad is not None
+    if has_gradients:
+        rows = [
+            collected.histogram(_Histogram(tags.gradient_tag(path, name), grad, index, gradient=True))
+            for (name, _), grad in zip(entry.weights, weight_grads)
+        ]
+        row = collected.histogram(_Histogram(tags.tag(path, tags.OUTPUT_GRADIENT), output_grad, index, gradient=True))
+        collected.norm(tags.tag(path, tags.OUTPUT_GRAD_NORM), [output_grad], [row])
+        if entry.weights:
+            collected.norm(tags.tag(path, tags.GRAD_NORM), weight_grads, rows)
+    if not entry.weights:
+        return
+    values = [v for _, v in entry.weights]
+    weights = collected.norm(tags.tag(path, tags.WEIGHT_NORM), values)
+    if previous:
+        change = collected.norm(None, [tf.cast(v, tf.float32) - tf.cast(p, tf.float32) for v, p in zip(values, previous)])
+        collected.ratios.append((tags.tag(path, tags.UPDATE_RATIO), change, weights))
+        for value, prev in zip(values, previous):
+            prev.assign(tf.cast(value, prev.dtype))
+
+
+def _finish(collected: _Collected, paths: list[str], ranges: tf.Tensor, settings: ProbeSettings) -> dict[str, tf.Tensor]:
+    """Bucket every histogram at once; add the scalars that need the histograms' samples.
+
+    A norm that met NaN/Inf keeps the finite values only, estimated from the
+    histogram samples of the same tensors; ``nonfinite_gradients`` is
+    estimated from those samples (at least 1 where a gradient's sum of
+    squares is NaN, so NaN off the sample is not missed).
+    """
+    histograms, layers = collected.histograms, len(paths)
+    if not histograms:
+        return {
+            "histograms": tf.zeros([0, settings.buckets, 3], tf.float64),
+            "scalars": _concat_blocks(collected),
+            "nonfinite_gradients": tf.zeros([layers]),
+        }
+    padded = tf.concat([tf.cast(ranges, tf.float64), tf.fill([1, 2], tf.cast(np.nan, tf.float64))], 0)
+    range_rows = tf.constant([h.layer if h.exact_range else layers for h in histograms], tf.int32)
+    bucketed = _histograms(
+        [h.values for h in histograms], settings.buckets, HISTOGRAM_SAMPLE, tf.gather(padded, range_rows)
+    )
+    squares = _norm_squares(collected, bucketed["squares"])
+    written = [(index, tag) for index, (tag, _) in enumerate(collected.norms) if tag is not None]
+    if written:
+        collected.scalars([tag for _, tag in written], tf.sqrt(tf.gather(squares, [index for index, _ in written])))
+    if collected.ratios:
+        change, weights = (tf.sqrt(tf.gather(squares, [ratio[i] for ratio in collected.ratios])) for i in (1, 2))
+        collected.scalars([tag for tag, _, _ in collected.ratios], change / (weights + 1e-12))
+    activations = [row for row, h in enumerate(histograms) if h.exact_range]
+    collected.scalars(
+        [tags.tag(paths[histograms[row].layer], tags.ZERO_FRACTION) for row in activations],
+        tf.gather(bucketed["zero_share"], activations),
+    )
+    gradient_rows = [row for row, h in enumerate(histograms) if h.gradient]
+    nonfinite_gradients = tf.zeros([layers])
+    if gradient_rows:
+        # A NaN sum of squares means a NaN somewhere, sampled or not.
+        measured = [(index, histograms[rows[0]].layer) for index, (_, rows) in enumerate(collected.norms) if rows]
+        missed = tf.math.unsorted_segment_max(
+            tf.cast(tf.math.is_nan(tf.gather(squares, [index for index, _ in measured])), tf.float64),
+            tf.constant([layer for _, layer in measured], tf.int32),
+            layers,
+        )
+        counted = tf.math.unsorted_segment_sum(
+            tf.gather(bucketed["nonfinite"], gradient_rows),
+            tf.constant([histograms[row].layer for row in gradient_rows], tf.int32),
+            layers,
+        )
+        nonfinite_gradients = tf.cast(tf.maximum(counted, missed), tf.float32)
+        gradient_layers = sorted({histograms[row].layer for row in gradient_rows})
+        collected.scalars(
+            [tags.tag(paths[layer], tags.NONFINITE_GRADIENTS) for layer in gradient_layers],
+            tf.gather(nonfinite_gradients, gradient_layers),
+        )
+    return {
+        "histograms": bucketed["histograms"],
+        "scalars": _concat_blocks(collected),
+        "nonfinite_gradients": nonfinite_gradients,
+    }
+
+
+def _norm_squares(collected: _Collected, sample_squares: tf.Tensor) -> tf.Tensor:
+    """Each norm's sum of squares, as one vector.
+
+    Where the sum over whole tensors met NaN/Inf, the estimate from the same
+    tensors' histogram samples (finite values only) replaces it.
+    """
+    count = len(collected.norms)
+    if not collected.parts:
+        return tf.zeros([count], tf.float64)
+    halves = tf.cast(tf.stack([half for _, half in collected.parts]), tf.float64)
+    exact = 2.0 * tf.math.unsorted_segment_sum(halves, tf.constant([n for n, _ in collected.parts], tf.int32), count)
+    pairs = [(index, row) for index, (_, rows) in enumerate(collected.norms) for row in rows]
+    if not pairs:
+        return exact
+    estimate = tf.math.unsorted_segment_sum(
+        tf.gather(sample_squares, [row for _, row in pairs]), tf.constant([index for index, _ in pairs], tf.int32), count
+    )
+    return tf.where(tf.math.is_finite(exact), exact, estimate)
+
+
+def _concat_blocks(collected: _Collected) -> tf.Tensor:
+    return tf.concat([vector for _, vector in collected.blocks], 0) if collected.blocks else tf.zeros([0])
 
 
 def _tf_variable(variable: Any) -> Any:
@@ -410,66 +706,6 @@ def _fill_graph(layout: ProbeLayout, entries: list[LayerEntry], trace: Trace, y_
     layout.output_units[:] = [
         int(tensor.shape[-1]) if tensor.shape.rank and tensor.shape[-1] is not None else None for _, tensor in heads
     ]
-
-
-def _measure_layer(
-    entry: LayerEntry,
-    record: Record,
-    weight_grads: list[tf.Tensor | None],
-    output_grad: tf.Tensor | None,
-    previous: list[tf.Variable],
-    settings: ProbeSettings,
-    collected: _Collected,
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Add one layer's histograms, scalars and unit record to ``collected``.
-
-    Gradients are None when the model has no loss to differentiate: then no
-    gradient value is written at all (not zeros). Returns (dead fraction,
-    NaN/Inf count) for the live checks.
-    """
-    path = entry.path
-    output = record.output
-    liveness = unit_liveness(output, entry.layer, settings.tolerance)
-    nonfinite_activations = _nonfinite_count(output)
-    has_gradients = output_grad is not None
-    all_grads = [g for g in [*weight_grads, output_grad] if g is not None]
-    nonfinite_gradients = tf.add_n([_nonfinite_count(g) for g in all_grads]) if all_grads else tf.constant(0.0)
-
-    histograms = collected.histograms
-    histograms.append((tags.tag(path, tags.ACTIVATIONS), output))
-    if record.preactivation is not None and not record.preactivation_is_measured:
-        histograms.append((tags.tag(path, tags.PREACTIVATIONS), record.preactivation))
-    if has_gradients:
-        for (name, _), grad in zip(entry.weights, weight_grads):
-            histograms.append((tags.gradient_tag(path, name), grad))
-        histograms.append((tags.tag(path, tags.OUTPUT_GRADIENT), output_grad))
-    histograms.append((tags.tag(path, tags.UNIT_ACTIVITY), liveness["active_fraction"]))
-    collected.units.append(
-        (
-            tags.tag(path, tags.UNITS),
-            path,
-            tf.stack([liveness["active_fraction"], liveness["max_abs"], liveness["output_range"]]),
-        )
-    )
-    collected.scalar(tags.tag(path, tags.DEAD_FRACTION), liveness["dead_fraction"])
-    collected.scalar(tags.tag(path, tags.NEAR_DEAD_FRACTION), liveness["near_dead_fraction"])
-    collected.scalar(tags.tag(path, tags.ZERO_FRACTION), liveness["zero_fraction"])
-    collected.scalar(tags.tag(path, tags.NONFINITE_ACTIVATIONS), nonfinite_activations)
-    if has_gradients:
-        collected.scalar(tags.tag(path, tags.OUTPUT_GRAD_NORM), _global_norm([output_grad]))
-        collected.scalar(tags.tag(path, tags.NONFINITE_GRADIENTS), nonfinite_gradients)
-    if entry.weights:
-        values = [tf.cast(v, tf.float32) for _, v in entry.weights]
-        weight_norm = _global_norm(values)
-        if has_gradients:
-            collected.scalar(tags.tag(path, tags.GRAD_NORM), _global_norm(weight_grads))
-        collected.scalar(tags.tag(path, tags.WEIGHT_NORM), weight_norm)
-        if previous:
-            change = _global_norm([v - tf.cast(p, tf.float32) for v, p in zip(values, previous)])
-            collected.scalar(tags.tag(path, tags.UPDATE_RATIO), change / (weight_norm + 1e-12))
-            for value, prev in zip(values, previous):
-                prev.assign(tf.cast(value, prev.dtype))
-    return liveness["dead_fraction"], nonfinite_activations + nonfinite_gradients
 
 
 def write_probe(
