@@ -7,7 +7,11 @@ Everything here is option parsing and error mapping; the work is one call to
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import sys
+import tempfile
+from typing import Any, Callable, TextIO
 
 import click
 
@@ -78,26 +82,123 @@ def _report(
     run_glob: str | None,
     write_tensorboard: bool,
 ) -> set[str]:
-    from keras_relu_doctor.errors import BadOption
     from keras_relu_doctor.render import RENDERERS, write_json, write_tensorboard_text
+    from keras_relu_doctor.render.common import PrintableStream
     from keras_relu_doctor.report import build_report
 
     result = build_report(logdir, dead_threshold=dead_threshold, run_glob=run_glob)
-    color = output is None and output_format == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    try:
-        stream = open(output, "w", encoding="utf-8") if output is not None else click.get_text_stream("stdout")
-    except OSError as error:
-        raise BadOption(f"--output {output!r}: cannot write ({error.strerror}); choose a writable path") from None
-    try:
+    if write_tensorboard:
+        _check_writable(result)  # before anything is written
+    color = output is None and output_format == "text" and _stdout_is_tty() and "NO_COLOR" not in os.environ
+
+    def render(stream: TextIO) -> None:
+        stream = PrintableStream(stream)
         if output_format == "json":
             write_json(result, stream)  # streamed: a report of many runs stays small in memory
         else:
             options = {"color": color} if output_format == "text" else {}
             stream.write(RENDERERS[output_format](result, **options))
-    finally:
-        if output is not None:
-            stream.close()
+
+    if output is None:
+        _to_stdout(render)
+    else:
+        _to_file(output, render)
     if write_tensorboard:
         written = write_tensorboard_text(result)
         click.echo(f"wrote the report as a TensorBoard text summary to {len(written)} run(s)", err=True)
     return result.problems()
+
+
+def _stdout_is_tty() -> bool:
+    return sys.stdout is not None and not sys.stdout.closed and sys.stdout.isatty()
+
+
+def _to_stdout(render: Callable[[TextIO], None]) -> None:
+    """Render to standard output; a closed or full stdout is one line on stderr, not a traceback."""
+    from keras_relu_doctor.errors import BadOption
+
+    try:
+        if sys.stdout is None or sys.stdout.closed:
+            raise ValueError("standard output is closed")
+        stream = click.get_text_stream("stdout")
+        render(stream)
+        stream.flush()
+    except BrokenPipeError:
+        _silence_stdout()  # the reader (e.g. `| head`) has what it wanted
+    except (OSError, ValueError) as error:
+        _silence_stdout()
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise BadOption(f"cannot write the report to standard output ({reason}); pass -o FILE") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _to_file(output: str, render: Callable[[TextIO], None]) -> None:
+    """Write the report to ``output`` whole or not at all.
+
+    A regular file (or a new one) is written to a temporary file in the same
+    folder and renamed over it on success, so a failure leaves the old report
+    as it was. Anything else (``/dev/stdout``, a FIFO) is written in place.
+    """
+    from keras_relu_doctor.errors import BadOption
+
+    def fail(error: OSError) -> BadOption:
+        reason = error.strerror or str(error)
+        return BadOption(f"--output {output!r}: cannot write ({reason}); choose a writable path")
+
+    try:
+        in_place = os.path.exists(output) and not stat.S_ISREG(os.stat(output).st_mode)
+    except OSError as error:
+        raise fail(error) from None
+    if in_place:
+        try:
+            with open(output, "w", encoding="utf-8") as stream:
+                render(stream)
+        except OSError as error:
+            raise fail(error) from None
+        return
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".relu-doctor-", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise fail(error) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            render(stream)
+        if os.path.exists(output):
+            shutil.copymode(output, temporary)
+        else:
+            os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, output)
+    except OSError as error:
+        raise fail(error) from None
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _check_writable(result: Any) -> None:
+    """--write-tensorboard adds a file to every run folder: fail before the first if any is read-only."""
+    from keras_relu_doctor.errors import BadOption
+
+    for run in result.runs:
+        folder = os.path.join(result.logdir, run.run)
+        if not os.access(folder, os.W_OK):
+            raise BadOption(
+                f"--write-tensorboard: run folder {folder!r} is not writable; nothing was written"
+                " (make it writable, or leave out --write-tensorboard)"
+            )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from fnmatch import fnmatchcase
 from typing import Iterator
 
@@ -72,20 +73,35 @@ def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterato
             raise BadOption(
                 f"--run {run_glob!r} matches no run; runs found: {', '.join(path for path, _ in find_runs(root))}"
             )
-    readable = 0
+    readable, torn = 0, 0
     for path, files in runs:
         run = read_run(os.path.join(root, path), files, path)
         readable += run.records
+        torn += len(run.truncated_files)
         yield run
     if not readable:
-        sizes = [os.path.getsize(os.path.join(root, path, name)) for path, files in runs for name in files]
+        sizes = [_size(os.path.join(root, path, name)) for path, files in runs for name in files]
         first = os.path.normpath(os.path.join(runs[0][0], runs[0][1][0]))
         if not any(sizes):
             raise NoEventFiles(f"the event files under {root!r} are all empty: training has not written any yet")
+        if torn:
+            raise NoEventFiles(
+                f"the event files under {root!r} hold no complete record yet (e.g. {first!r} ends inside its"
+                " first): training is still writing, or stopped mid-write; run the report again once it has logged"
+            )
         raise UnreadableEventFile(
             f"no readable record in the event files under {root!r} (e.g. {first!r}):"
             " they are not TensorBoard event files, or are damaged throughout"
         )
+
+
+def _size(path: str) -> int:
+    """A regular file's size; 0 for anything else (a FIFO, a device, a broken link)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return 0
+    return status.st_size if stat.S_ISREG(status.st_mode) else 0
 
 
 def read_logdir(logdir: str | os.PathLike, run_glob: str | None = None) -> Logdir:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import struct
 from array import array
 from dataclasses import dataclass, field
@@ -227,7 +228,17 @@ class _RunReader:
     def read_file(self, path: str, name: str) -> tuple[int | None, int]:
         """Read one file; return the offset where it ends early (or None) and its record count."""
         try:
-            size = os.path.getsize(path)
+            status = os.stat(path)
+        except OSError as error:
+            # A symlink loop, or a link to nothing: not an event file to read.
+            self.warnings.append(f"{name}: cannot be followed ({error.strerror}); skipped it")
+            return None, 0
+        if not stat.S_ISREG(status.st_mode):
+            # Opening a FIFO waits for a writer forever; /dev/zero never ends.
+            self.warnings.append(f"{name}: not a regular file (a FIFO, device or socket); skipped it")
+            return None, 0
+        try:
+            size = status.st_size
             stream = open(path, "rb")
         except OSError as error:
             raise UnreadableEventFile(

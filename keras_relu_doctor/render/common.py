@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import re
+from typing import Callable, TextIO
 
 from keras_relu_doctor.diagnose.findings import Finding
 from keras_relu_doctor.report import LayerSummary, RunFix, RunReport
@@ -120,3 +121,30 @@ def finding_place(finding: Finding, quote: Callable[[str], str] = str) -> str:
     where = f" {quote(finding.layer)}" if finding.layer else ""
     onset = f" from step {finding.onset_step}" if finding.onset_step is not None else ""
     return where + onset
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    r"""``text`` with the lone surrogates Python uses for undecodable bytes in names replaced by U+FFFD.
+
+    >>> printable("run_\udcff/train")
+    'run_\ufffd/train'
+    """
+    return _SURROGATES.sub("\ufffd", text)
+
+
+class PrintableStream:
+    r"""A text stream that writes every string through :func:`printable`.
+
+    >>> import io
+    >>> buffer = io.StringIO(); _ = PrintableStream(buffer).write("a\udcffb"); buffer.getvalue()
+    'a\ufffdb'
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from keras_relu_doctor.render.common import PrintableStream, printable
 from keras_relu_doctor.report import Report, report_to_dict
 
 
@@ -15,7 +16,7 @@ def render_json(report: Report, *, indent: int | None = 2) -> str:
     >>> json.loads(render_json(Report(logdir="runs", runs=())))["schema"]
     'keras_relu_doctor.report/1'
     """
-    return json.dumps(report_to_dict(report), indent=indent, allow_nan=False) + "\n"
+    return printable(json.dumps(report_to_dict(report), indent=indent, allow_nan=False, ensure_ascii=False)) + "\n"
 
 
 def write_json(report: Report, stream: TextIO, *, indent: int | None = 2) -> None:
@@ -27,5 +28,6 @@ def write_json(report: Report, stream: TextIO, *, indent: int | None = 2) -> Non
     >>> json.loads(buffer.getvalue())["runs"]
     []
     """
-    json.dump(report_to_dict(report), stream, indent=indent, allow_nan=False)
+    # Names Python could not decode (lone surrogates) are written as U+FFFD: valid UTF-8 JSON.
+    json.dump(report_to_dict(report), PrintableStream(stream), indent=indent, allow_nan=False, ensure_ascii=False)
     stream.write("\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from keras_relu_doctor.events.writer import EventWriter
+from keras_relu_doctor.render.common import printable
 from keras_relu_doctor.render.markdown_report import render_run_markdown
 from keras_relu_doctor.report import Report
 from keras_relu_doctor.tags import REPORT_TEXT
@@ -23,6 +24,6 @@ def write_tensorboard_text(report: Report, logdir: str | os.PathLike | None = No
     for run in report.runs:
         steps = [step for layer in run.layers for step in layer.steps]
         with EventWriter(os.path.join(root, run.run), suffix=REPORT_FILE_SUFFIX) as writer:
-            writer.text(REPORT_TEXT, render_run_markdown(run), step=max(steps, default=0))
+            writer.text(REPORT_TEXT, printable(render_run_markdown(run)), step=max(steps, default=0))
         written.append(writer.path)
     return written

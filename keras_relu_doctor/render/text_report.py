@@ -58,7 +58,7 @@ def render_text(report: Report, *, color: bool = False, width: int = 80) -> str:
         if run.layers:
             table = Table(*LAYER_COLUMNS, box=None, padding=(0, 1), pad_edge=False)
             for layer in run.layers:
-                table.add_row(*layer_row(layer))
+                table.add_row(*(Text(cell) for cell in layer_row(layer)))  # names are not markup
             console.print(table)
         for finding in run.findings:
             header = Text(f"- {finding.severity} {finding.kind}{finding_place(finding)}: ", style=SEVERITY_STYLES[finding.severity])

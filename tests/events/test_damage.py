@@ -1,0 +1,92 @@
+"""Damage that used to stop the reader, hang it or slow it to a crawl."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_relu_doctor.errors import NoEventFiles
+from keras_relu_doctor.events import read_logdir
+from keras_relu_doctor.events.framing import frame
+from keras_relu_doctor.events.writer import EventWriter
+
+
+def _records(folder, steps: range, tag: str = "loss") -> list[bytes]:
+    """Whole records (one scalar each) as written by our writer, one per step."""
+    with EventWriter(folder) as writer:
+        for step in steps:
+            writer.scalar(tag, float(step), step=step)
+    data = open(writer.path, "rb").read()
+    os.remove(writer.path)
+    records, position = [], 0
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 8], "little")
+        records.append(data[position : position + 12 + length + 4])
+        position += 12 + length + 4
+    return records
+
+
+def _read(folder, data: bytes):
+    with open(os.path.join(folder, "events.out.tfevents.1.damaged"), "wb") as stream:
+        stream.write(data)
+    return read_logdir(folder).runs[0]
+
+
+def test_megabytes_of_zeros_are_crossed_and_reading_resumes(tmp_path):
+    records = _records(tmp_path, range(1, 6))
+    zeros = b"\0" * (20 << 20)  # a region lost to a crash, as a file system may leave it
+    data = b"".join(records[:3]) + zeros + b"".join(records[3:])
+    run = _read(tmp_path, data)
+    np.testing.assert_array_equal(run.scalars["loss"].steps, [1, 2, 3, 4, 5])
+    resumed_at = len(b"".join(records[:3])) + len(zeros)
+    assert any(f"resumed at offset {resumed_at}" in warning for warning in run.warnings)
+
+
+def test_records_appended_after_a_torn_one_are_read(tmp_path):
+    """A writer killed mid-record, then restarted on the same file: its length runs past the end."""
+    records = _records(tmp_path, range(1, 4))
+    torn = frame(b"\x08" * 5000)[:100]  # says 5,000 bytes; 88 follow its header
+    appended = _records(tmp_path, range(4, 6))
+    run = _read(tmp_path, b"".join(records) + torn + b"".join(appended))
+    np.testing.assert_array_equal(run.scalars["loss"].steps, [1, 2, 3, 4, 5])
+    offset = len(b"".join(records))
+    assert any(f"offset {offset} runs past the end of the file; resumed at offset {offset + 100}" in w for w in run.warnings)
+    assert not run.truncated_files
+
+
+def test_a_bad_payload_checksum_does_not_trust_its_length(tmp_path):
+    records = _records(tmp_path, range(1, 6))
+    damaged = bytearray(records[2])
+    damaged[:8] = (len(damaged) * 50).to_bytes(8, "little")  # a length that swallows what follows...
+    damaged[8:12] = frame(b"x" * (len(damaged) * 50))[8:12]  # ...with a valid length checksum
+    run = _read(tmp_path, b"".join(records[:2]) + bytes(damaged) + b"".join(records[3:]) + records[0] * 40)
+    assert {3, 4, 5} <= set(run.scalars["loss"].steps.tolist())
+
+
+def test_a_file_cut_inside_its_first_record_is_still_being_written(tmp_path):
+    records = _records(tmp_path, range(1, 3))
+    with open(tmp_path / "events.out.tfevents.1.new", "wb") as stream:
+        stream.write(records[0][:20])
+    with pytest.raises(NoEventFiles, match="no complete record yet"):
+        read_logdir(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifos_devices_and_link_loops_are_skipped_not_waited_on(tmp_path):
+    run_folder = tmp_path / "train"
+    run_folder.mkdir()
+    with EventWriter(run_folder) as writer:
+        writer.scalar("loss", 1.0, step=1)
+    os.mkfifo(run_folder / "events.out.tfevents.2.fifo")
+    os.symlink("/dev/zero", run_folder / "events.out.tfevents.3.zero")
+    os.symlink("events.out.tfevents.4.loop", run_folder / "events.out.tfevents.4.loop")
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_relu_doctor.cli.main", "report", str(tmp_path), "--format", "json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "not a regular file" in done.stdout and "cannot be followed" in done.stdout
