@@ -131,28 +131,26 @@ def _batches(
             position = start + length + 4
         if offsets:
             yield offsets, payloads
+        problem = None
         if bad_data is not None:
-            # The length may be as damaged as the data: look for the next header from the next byte.
+            problem = f"bad data checksum in the record at offset {bad_data}"
+        else:
+            available = len(buffer) - position
+            if available < HEADER_SIZE:
+                if at_eof:
+                    if available:
+                        notes.truncated_at = base + position
+                    return
+                buffer, base, position, at_eof = _refill(stream, buffer, base, position)
+                continue
+            header = buffer[position : position + HEADER_SIZE]
+            if crc(header[:8]) != unpack_crc(header, 8)[0]:
+                problem = f"bad length checksum at offset {base + position}"
+        if problem is not None:
+            # The length is not to be trusted either: look for the next header from the next byte.
             buffer, base, position, at_eof, found = _resync(stream, buffer, base, position + 1, at_eof, size)
             resumed = f"resumed at offset {base + position}" if found else "nothing readable after it"
-            notes.skipped.append(f"{name}: bad data checksum in the record at offset {bad_data}; {resumed}")
-            if not found:
-                return
-            continue
-        available = len(buffer) - position
-        if available < HEADER_SIZE:
-            if at_eof:
-                if available:
-                    notes.truncated_at = base + position
-                return
-            buffer, base, position, at_eof = _refill(stream, buffer, base, position)
-            continue
-        header = buffer[position : position + HEADER_SIZE]
-        if crc(header[:8]) != unpack_crc(header, 8)[0]:
-            bad_offset = base + position
-            buffer, base, position, at_eof, found = _resync(stream, buffer, base, position + 1, at_eof, size)
-            resumed = f"resumed at offset {base + position}" if found else "nothing readable after it"
-            notes.skipped.append(f"{name}: bad length checksum at offset {bad_offset}; {resumed}")
+            notes.skipped.append(f"{name}: {problem}; {resumed}")
             if not found:
                 return
             continue
