@@ -72,7 +72,10 @@ def _units_last(output: tf.Tensor, layer: keras.layers.Layer) -> tf.Tensor:
         return tf.reshape(output, [-1, 1, 1])
     if rank and rank > 2 and getattr(layer, "data_format", "channels_last") == "channels_first":
         output = tf.transpose(output, [0, *range(2, rank), 1])
-    units = output.shape[-1] if output.shape[-1] is not None else tf.shape(output)[-1]
+    samples, units = output.shape[0], output.shape[-1]
+    if samples is not None and units is not None:
+        return tf.reshape(output, [samples, -1, units])  # static: one op, no shape arithmetic
+    units = units if units is not None else tf.shape(output)[-1]
     return tf.reshape(output, [tf.shape(output)[0], -1, units])
 
 
@@ -129,10 +132,11 @@ def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float
     return live
 
 
-def _sampled(flat: tf.Tensor, sample_size: int, positions: dict[int, tf.Tensor] | None = None) -> tf.Tensor:
+def _sampled(flat: tf.Tensor, sample_size: int, positions: dict[Any, tf.Tensor] | None = None) -> tf.Tensor:
     """Every value of a tensor of at most ``sample_size``; of a larger one, exactly ``sample_size`` evenly spread.
 
-    ``positions`` caches the indices per static length within one trace.
+    ``positions`` caches, within one trace, the indices per static length
+    (and the gather axis): hundreds of tensors then add one op each.
     """
     length = flat.shape[0]
     if length is not None and length <= sample_size:
@@ -141,12 +145,12 @@ def _sampled(flat: tf.Tensor, sample_size: int, positions: dict[int, tf.Tensor] 
         total = tf.shape(flat)[0]
         stride = tf.maximum(1, -(-total // sample_size))
         return tf.strided_slice(flat, [0], [total], [stride])
-    if positions is None or length not in positions:
-        spread = tf.cast(tf.range(sample_size, dtype=tf.float64) * (length / sample_size), tf.int32)
-        if positions is None:
-            return tf.gather(flat, spread)
-        positions[length] = spread
-    return tf.gather(flat, positions[length])
+    positions = {} if positions is None else positions
+    if length not in positions:
+        positions[length] = tf.cast(tf.range(sample_size, dtype=tf.float64) * (length / sample_size), tf.int32)
+    if "axis" not in positions:
+        positions["axis"] = tf.constant(0)
+    return tf.gather(flat, positions[length], axis=positions["axis"])
 
 
 def _restore_order(parts: list[tf.Tensor], order: list[int]) -> tf.Tensor:
@@ -190,8 +194,9 @@ def _histograms(
     overflow bin per histogram that is dropped.
     """
     bins, count = buckets + 1, len(values)  # the last bin of each histogram collects NaN/Inf
-    flats = [tf.reshape(_dense(value), [-1]) for value in values]
-    positions: dict[int, tf.Tensor] = {}
+    flat_shape = tf.constant([-1])
+    flats = [tf.reshape(_dense(value), flat_shape) for value in values]
+    positions: dict[Any, tf.Tensor] = {}
     samples = [_sampled(flat, sample_size, positions) for flat in flats]
     dtype = tf.float32 if all(sample.dtype == tf.float32 for sample in samples) else tf.float64
     full = [i for i, sample in enumerate(samples) if sample.shape[0] == sample_size]
@@ -208,10 +213,11 @@ def _histograms(
         parts.append(_Part(rest, joined, reduce, lambda row_values: tf.gather(row_values, rows), tf.gather(rest, rows)))
     order = [i for part in parts for i in part.members]
     stats = [part.statistics() for part in parts]
-    counted, low, high, squares, zeros, length = (
+    counted, low, high, squares, zeros = (
         _restore_order([tf.cast(stat[key], tf.float64) for stat in stats], order)
-        for key in ("counted", "low", "high", "squares", "zeros", "length")
+        for key in ("counted", "low", "high", "squares", "zeros")
     )
+    length = tf.cast(_lengths(samples), tf.float64)
     if ranges is not None:
         known = tf.cast(ranges, tf.float64)
         low = tf.where(tf.math.is_finite(known[:, 0]), known[:, 0], low)
@@ -253,14 +259,14 @@ class _Part:
         self.finite = tf.math.is_finite(self.values)
 
     def statistics(self) -> dict[str, tf.Tensor]:
+        """Per row: finite values, their lowest, highest and sum of squares, and exact zeros."""
         values, finite, dtype = self.values, self.finite, self.values.dtype
         clean = tf.where(finite, values, tf.zeros_like(values))
         return {
             "counted": self.reduce("sum", tf.cast(finite, dtype)),
-            "length": self.reduce("sum", tf.ones_like(values)),
             "low": self.reduce("min", tf.where(finite, values, tf.cast(np.inf, dtype))),
             "high": self.reduce("max", tf.where(finite, values, tf.cast(-np.inf, dtype))),
-            "squares": self.reduce("sum", tf.square(tf.cast(clean, tf.float64))),
+            "squares": self.reduce("sum", tf.square(clean)),
             "zeros": self.reduce("sum", tf.cast(tf.equal(values, 0.0), dtype)),
         }
 
@@ -492,13 +498,12 @@ def _measure_units(
     known = tf.math.is_finite(lowest) & tf.math.is_finite(highest) & (lowest <= highest)
     ranges = tf.where(known[:, None], tf.stack([lowest, highest], 1), np.float32(np.nan))
     records = tf.stack([live["active_fraction"], max_abs, live["output_range"]])
-    static = all(isinstance(count, int) for count in counts)
-    offsets = np.cumsum([0] + counts[:-1]).tolist() if static else tf.unstack(tf.cumsum(tf.stack(counts), exclusive=True))
-    for slot, index in enumerate(order):
-        path = reached[index].path
-        record = tf.slice(records, [0, offsets[slot]], [3, counts[slot]])
+    sizes = tf.stack(counts) if any(isinstance(count, tf.Tensor) for count in counts) else counts
+    split = lambda values, axis=0: tf.split(values, sizes, axis=axis, num=len(counts))  # noqa: E731
+    for slot, (record, active) in enumerate(zip(split(records, 1), split(live["active_fraction"]))):
+        path = reached[order[slot]].path
         collected.units.append((tags.tag(path, tags.UNITS), path, record))
-        collected.histogram(_Histogram(tags.tag(path, tags.UNIT_ACTIVITY), record[0], index))
+        collected.histogram(_Histogram(tags.tag(path, tags.UNIT_ACTIVITY), active, order[slot]))
     paths = [entry.path for entry in reached]
     collected.scalars([tags.tag(p, tags.DEAD_FRACTION) for p in paths], dead_fraction)
     collected.scalars([tags.tag(p, tags.NEAR_DEAD_FRACTION) for p in paths], near_dead)
