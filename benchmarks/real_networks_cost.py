@@ -18,7 +18,7 @@ goes: the forward+backward pass, per-unit liveness, histograms (bucketing the
 same tensors), and writing the event.
 
 Usage: python benchmarks/real_networks_cost.py [--models mlp,mobilenetv2,resnet50,transformer]
-       [--images 5000] [--epochs 2] [--probe-size 512]
+       [--images 5000] [--epochs 2] [--probe-size 512] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def _parts(model, callback, hooks: dict[str, list[float]]) -> dict:
     callback.on_train_end()
     return {
         "setup_s": hooks["on_train_begin"][0],
+        "log_s": hooks["on_epoch_end"],
         "first_log_s": hooks["on_epoch_end"][0],
         "later_log_s": statistics.median(hooks["on_epoch_end"][1:]) if len(hooks["on_epoch_end"]) > 1 else float("nan"),
         "log_compute_s": log_s,
@@ -194,6 +195,11 @@ def _output_shapes(model, callback, x) -> list[tuple[int, ...]]:
     return shapes
 
 
+def _median_run(found: list[dict]) -> dict:
+    """The run with the median fit time (its parts come with it)."""
+    return sorted(found, key=lambda run: run["seconds"])[len(found) // 2]
+
+
 def _median(function, repeats: int) -> float:
     samples = []
     for _ in range(repeats):
@@ -209,6 +215,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--probe-size", type=int, default=0, help="0: ReluDoctor's default, chosen by the model's cost")
+    parser.add_argument("--repeats", type=int, default=1, help="fits per configuration, interleaved; medians shown")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # model:config, run in a child process
     args = parser.parse_args()
     if args.one:
@@ -216,23 +223,29 @@ def main() -> None:
         print(json.dumps(_run_config(name, config, args.images, args.epochs, args.probe_size)))
         return
     for name in args.models.split(","):
-        results = {}
-        for config in CONFIGS:
-            child = subprocess.run(
-                [sys.executable, __file__, "--one", f"{name}:{config}", "--images", str(args.images),
-                 "--epochs", str(args.epochs), "--probe-size", str(args.probe_size)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            results[config] = json.loads(child.stdout.strip().splitlines()[-1])
+        runs: dict[str, list[dict]] = {config: [] for config in CONFIGS}
+        for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits every configuration
+            for config in CONFIGS:
+                child = subprocess.run(
+                    [sys.executable, __file__, "--one", f"{name}:{config}", "--images", str(args.images),
+                     "--epochs", str(args.epochs), "--probe-size", str(args.probe_size)],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                runs[config].append(json.loads(child.stdout.strip().splitlines()[-1]))
+        results = {config: _median_run(found) for config, found in runs.items()}
         anchor = results["plain"]
         print(f"\n{name}: {args.images} samples x {args.epochs} epochs, probe {results['relu_doctor']['probe']}"
-              + (" (the default for this model)" if not args.probe_size else ""))  # fmt: skip
+              + (" (the default for this model)" if not args.probe_size else "")
+              + f", median of {args.repeats}")  # fmt: skip
         print(f"{'configuration':<14}{'fit s':>9}{'x plain':>9}{'peak MB':>10}{'x plain':>9}")
         for config in CONFIGS:
             r = results[config]
             print(f"{config:<14}{r['seconds']:>9.2f}{r['seconds'] / anchor['seconds']:>9.3f}"
                   f"{r['peak_mb']:>10.0f}{r['peak_mb'] / anchor['peak_mb']:>9.3f}")  # fmt: skip
         parts = results["relu_doctor"]
+        inside = parts["setup_s"] + sum(parts["log_s"])
+        print(f"time inside ReluDoctor's hooks {inside:.2f} s: plain fit + that = {1 + inside / anchor['seconds']:.3f}x plain"
+              " (less noisy than two fits' difference)")  # fmt: skip
         print(f"ReluDoctor, {parts['layers']} layers measured, {parts['values_per_log'] / 1e6:.1f} M output values per log")
         print(f"  set-up (trace, baseline log) {parts['setup_s']:8.2f} s   x Keras' own set-up ({parts['keras_setup_s']:.2f} s): "
               f"{parts['setup_s'] / parts['keras_setup_s']:.2f}")  # fmt: skip

@@ -102,7 +102,7 @@ def replay(
         summary = _replay_with_progress(errors, logdir, options, jobs)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor replay: {error}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(getattr(error, "exit_code", EXIT_BAD_INPUT))
     _print_tables(console, summary)
     console.print(f"Tables written to {logdir}/summary.md and summary.json.", highlight=False)
     console.print(f"Browse the runs: tensorboard --logdir {logdir}", highlight=False)

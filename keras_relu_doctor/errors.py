@@ -39,3 +39,9 @@ class BadOption(ReluDoctorError):
 
 class UnsupportedModel(ReluDoctorError, ValueError):
     """The callback cannot reach the layer outputs of this model."""
+
+
+class Interrupted(ReluDoctorError):
+    """The user stopped a long command (Ctrl-C); what was finished is kept. The CLI exits 130."""
+
+    exit_code = 130

@@ -45,7 +45,8 @@ def bucket_stats(buckets: np.ndarray) -> dict[str, np.ndarray]:
     """
     left, right, count = buckets[..., 0], buckets[..., 1], np.maximum(buckets[..., 2], 0.0)
     total = count.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Values near float64's limit (damaged files) overflow to inf: the statistic is then inf, not an error.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         safe_total = np.where(total > 0, total, np.nan)
         center = (left + right) / 2
         width = right - left

@@ -1,4 +1,4 @@
-"""The seeded replay of the article's synthetic (-1, 0) experiment (BRIEF.md, seed 001).
+"""The seeded replay of the synthetic (-1, 0) experiment of Jithin Jayan, "Is ReLU Dead?" (2019).
 
 Stages, left to right, each a module with one job:
 

@@ -1,4 +1,4 @@
-"""The article's claims (BRIEF.md, observations 1-6), judged on the replay's runs.
+"""The article's claims (Jithin Jayan, "Is ReLU Dead?", 2019: observations 1-6), judged on the replay's runs.
 
 A pure function, :func:`evaluate_claims`, from run results to a claims table.
 Each claim is split into *parts* that a single run can show or not (e.g. "units
@@ -27,10 +27,12 @@ with no answered part is ``not tested``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from keras_relu_doctor.replay.grid import (
     BASE_INITIALIZER,
+    HEAD_LINEAR,
+    HEADS,
     VARIANT_BASE,
     VARIANT_DROPOUT,
     VARIANT_MORE_DATA,
@@ -89,6 +91,7 @@ class ClaimResult:
     verdict: str
     parts: tuple[PartResult, ...]
     note: str = ""
+    head: str = HEAD_LINEAR
 
     @property
     def evidence(self) -> str:
@@ -210,7 +213,24 @@ def _best_other_loss(results: Sequence[RunResult], depth: int) -> float:
 
 
 def evaluate_claims(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]:
-    """The claims table: one :class:`ClaimResult` per observation 1-6 of BRIEF.md."""
+    """The claims table: each observation 1-6 of the article, judged under each head the runs used.
+
+    Under our linear head every claim has a row; under the article's head
+    (every layer uses the activation, the output included), the claims its
+    runs test (the ReLU ones, in the quick preset).
+    """
+    table: list[ClaimResult] = []
+    for head in HEADS:
+        runs = [run for run in results if run.spec.head == head]
+        if not runs:
+            continue
+        claims = [replace(claim, head=head) for claim in _claims_of_one_head(runs)]
+        table += claims if head == HEAD_LINEAR else [claim for claim in claims if claim.verdict != NOT_TESTED]
+    return tuple(table)
+
+
+def _claims_of_one_head(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]:
+    """One :class:`ClaimResult` per observation 1-6 of the article, on runs of one head."""
     dying = _select(results, activation="relu", initializer=BASE_INITIALIZER, variant=VARIANT_BASE)
     dying_d1 = [run for run in dying if run.spec.depth == 1]
     relu_inits = _select(

@@ -2,13 +2,17 @@
 
 A *setting* is one model and training recipe (``relu-random_uniform-d1``); a *run*
 is a setting trained with one seed (``relu-random_uniform-d1-s0``). The grid is
-the article's (BRIEF.md, "The experiment to replay"): depth {1, 3} x six
+the article's (Jithin Jayan, "Is ReLU Dead?", 2019): depth {1, 3} x six
 initializers x {relu, leaky_relu, tanh, sigmoid}, plus SELU with lecun_normal and
-AlphaDropout, plus the article's "does it help?" checks on the dying ReLU model.
+AlphaDropout, plus the article's "does it help?" checks on the dying ReLU model;
+each with our linear head, and (ReLU in the quick preset, all in the full one)
+with the article's, where the output unit uses the activation too.
 
 >>> grid = build_grid("quick", only="relu-random_uniform-d1*", seeds=1)
->>> [spec.name for spec in grid]
+>>> [spec.name for spec in grid][:4]
 ['relu-random_uniform-d1-s0', 'relu-random_uniform-d1-more_data-s0', 'relu-random_uniform-d1-dropout-s0', 'relu-random_uniform-d1-more_epochs-s0']
+>>> [spec.name for spec in grid][4]
+'relu-random_uniform-d1-article-s0'
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
 # The article prescribes SELU only with lecun_normal and AlphaDropout.
 SELU_INITIALIZER = "lecun_normal"
 TARGETS = ("linear", "random-labels")
+# The network's last layer: ours, a linear Dense(1) head on the hidden layers; or the
+# article's, where every layer uses the activation, the output included (its one-layer
+# network is a single Dense unit, its three-layer network three Dense layers).
+HEAD_LINEAR = "linear"
+HEAD_ARTICLE = "article"
+HEADS = (HEAD_LINEAR, HEAD_ARTICLE)
 
 # The article's dying model ("random weight init, zero bias") is Keras' random_uniform,
 # uniform(-0.05, 0.05); its "does it help?" checks change one thing of that model.
@@ -59,13 +69,17 @@ class Preset:
     batch_size: int = 32
     learning_rate: float = 1e-3
     probe_samples: int = 512
+    # Activations also run with the article's head (the ReLU claims need it; the quick
+    # preset leaves the others out to stay within a few minutes).
+    article_head: tuple[str, ...] = ("relu",)
 
 
 PRESETS = {
-    # 106 runs; 3 minutes on 2 CPU cores (README, "A real run").
+    # 136 runs; about 4 minutes on 2 CPU cores (README, "A real run").
     "quick": Preset("quick", samples=3000, epochs=5, seeds=2),
-    # The article's scale: 200,000 samples, 70/30 split.
-    "full": Preset("full", samples=200_000, epochs=10, seeds=3),
+    # The article's scale: 200,000 samples, 70/30 split; every activation under both heads.
+    "full": Preset("full", samples=200_000, epochs=10, seeds=3,
+                   article_head=("relu", "leaky_relu", "tanh", "sigmoid", "selu")),  # fmt: skip
 }
 
 
@@ -93,15 +107,22 @@ class RunSpec:
     target: str = "linear"
     data_seed: int = DATA_SEED
     probe_samples: int = 512
+    head: str = HEAD_LINEAR
 
     @property
     def setting(self) -> str:
-        """The run's name without its seed: what the summary groups by."""
+        """The run's name without its seed: what the summary groups by.
+
+        >>> RunSpec("relu", "negative", 3, 0, head=HEAD_ARTICLE).setting
+        'relu-negative-d3-article'
+        """
         parts = [self.activation, self.initializer, f"d{self.depth}"]
         if self.variant != VARIANT_BASE:
             parts.append(self.variant)
         elif self.dropout:
             parts.append(self.dropout)
+        if self.head != HEAD_LINEAR:
+            parts.append(self.head)
         return "-".join(parts)
 
     @property
@@ -142,6 +163,8 @@ def _settings(preset: Preset, target: str) -> list[RunSpec]:
                 dropout_rate=ALPHA_DROPOUT_RATE,
             )
         )
+    if target == "linear":  # a rectified or squashed output cannot be trained on 0/1 labels with cross-entropy
+        settings += [replace(spec, head=HEAD_ARTICLE) for spec in settings if spec.activation in preset.article_head]
     return settings
 
 
@@ -199,7 +222,7 @@ def build_grid(
     preset's (the "more" checks scale from them).
 
     >>> len(build_grid("quick", seeds=1))
-    53
+    68
     >>> build_grid("quick", only="nothing-like-this")
     Traceback (most recent call last):
     ...

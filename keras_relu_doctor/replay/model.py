@@ -3,7 +3,9 @@
 Hidden layers are ``Dense(16)`` named ``dense_1`` ... ``dense_<depth>`` (fixed names,
 so runs compare layer by layer), each followed by Dropout/AlphaDropout when the
 spec asks; the head is a linear ``Dense(1)`` named ``output`` (sigmoid for random
-labels). Biases start at zero, as in the article.
+labels). With the article's head the output unit uses the activation too and
+counts as one of the ``depth`` layers (``dense_1`` ... ``dense_<depth-1>``, then
+``output``), and it is measured with them. Biases start at zero, as in the article.
 
 Example (needs TensorFlow):
 
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keras_relu_doctor.replay.grid import RunSpec
+from keras_relu_doctor.replay.grid import HEAD_ARTICLE, RunSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -55,7 +57,8 @@ def build_model(spec: RunSpec) -> keras.Model:
 
     inputs = keras.Input(shape=(4,), name="x")
     hidden = inputs
-    for name in hidden_layer_names(spec.depth):
+    article = spec.head == HEAD_ARTICLE
+    for name in hidden_layer_names(spec.depth - 1 if article else spec.depth):
         hidden = keras.layers.Dense(
             spec.units,
             activation=spec.activation,
@@ -68,7 +71,12 @@ def build_model(spec: RunSpec) -> keras.Model:
         elif spec.dropout == "alpha_dropout":
             hidden = keras.layers.AlphaDropout(spec.dropout_rate, name=f"{name}_dropout")(hidden)
     classify = spec.target == "random-labels"
-    outputs = keras.layers.Dense(1, activation="sigmoid" if classify else None, name=OUTPUT_LAYER)(hidden)
+    if article:
+        head = keras.layers.Dense(1, activation=spec.activation, kernel_initializer=_initializer(spec.initializer),
+                                  bias_initializer="zeros", name=OUTPUT_LAYER)  # fmt: skip
+    else:
+        head = keras.layers.Dense(1, activation="sigmoid" if classify else None, name=OUTPUT_LAYER)
+    outputs = head(hidden)
     model = keras.Model(inputs, outputs, name=spec.setting.replace("-", "_"))
     model.compile(
         optimizer=keras.optimizers.Adam(spec.learning_rate),
@@ -77,11 +85,20 @@ def build_model(spec: RunSpec) -> keras.Model:
     return model
 
 
-def hidden_outputs(model: keras.Model) -> tuple[list[str], keras.Model]:
-    """The hidden Dense layers' names, and a model from the input to their outputs."""
+def measured_layer(name: str, head: str) -> bool:
+    """Whether a layer's units are counted: the hidden Dense layers, and the output unit under the article's head.
+
+    >>> measured_layer("output", "linear"), measured_layer("output", "article"), measured_layer("dense_2", "linear")
+    (False, True, True)
+    """
+    return bool(HIDDEN_LAYER.fullmatch(name)) or (head == HEAD_ARTICLE and name == OUTPUT_LAYER)
+
+
+def hidden_outputs(model: keras.Model, head: str = "linear") -> tuple[list[str], keras.Model]:
+    """The measured layers' names (:func:`measured_layer`), and a model from the input to their outputs."""
     import keras
 
-    names = [layer.name for layer in model.layers if HIDDEN_LAYER.fullmatch(layer.name)]
+    names = [layer.name for layer in model.layers if measured_layer(layer.name, head)]
     return names, keras.Model(model.input, [model.get_layer(name).output for name in names])
 
 
@@ -91,13 +108,14 @@ def dead_fractions(
     *,
     tolerance: float = TOLERANCE,
     probe_model: tuple[list[str], keras.Model] | None = None,
+    head: str = "linear",
 ) -> dict[str, float]:
-    """Share of units of each hidden Dense layer that are active on no probe sample.
+    """Share of units of each measured layer (:func:`measured_layer`) that are active on no probe sample.
 
     Measured directly on the model (inference mode), independent of the callback.
     Pass ``probe_model=hidden_outputs(model)`` to measure the same model repeatedly.
     """
-    names, outputs_model = probe_model or hidden_outputs(model)
+    names, outputs_model = probe_model or hidden_outputs(model, head)
     outputs = outputs_model(x_probe, training=False)
     if len(names) == 1:  # a functional model with one output returns it bare, not in a list
         outputs = [outputs]

@@ -5,7 +5,10 @@ Workers are started with ``spawn`` (TensorFlow is not fork-safe once imported),
 each pinned to one TensorFlow thread by :func:`~keras_relu_doctor.replay.train.configure_worker`.
 
 Runs that already finished in the logdir with the same settings are reused, so
-the same command run twice trains once and prints the same tables.
+the same command run twice trains once and prints the same tables; a run cut
+short (Ctrl-C, a killed process) is trained again. A lock file keeps a second
+replay out of a logdir while one writes to it. Ctrl-C stops the workers at
+once; workers whose parent dies stop within a second.
 
 Example:
 
@@ -16,21 +19,31 @@ results = run_grid(build_grid("quick", only="selu"), "logs/replay", jobs=2)
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 
-from keras_relu_doctor.errors import BadOption
-from keras_relu_doctor.replay.grid import RunSpec
+from keras_relu_doctor.errors import BadOption, Interrupted
+from keras_relu_doctor.replay.grid import HEAD_LINEAR, RunSpec
 from keras_relu_doctor.replay.results import RunResult
 from keras_relu_doctor.replay.train import RUN_FILE, load_result
 
 # Written at the top of a replay's logdir: marks it as ours, so a second replay may reuse it.
 MARKER_FILE = "replay.json"
+# Held (flock) by the replay writing to a logdir; holds its PID for the message to a second one.
+LOCK_FILE = "replay.lock"
+WATCHDOG_SECONDS = 1.0  # how often a worker checks that its parent is alive
 
 
 def default_jobs() -> int:
@@ -44,39 +57,95 @@ def default_jobs() -> int:
 def prepare_logdir(logdir: Path, grid: Sequence[RunSpec], options: dict[str, object]) -> dict[str, RunResult]:
     """Check ``logdir`` can take this grid; return the runs already finished there.
 
-    Never deletes anything: a folder that is not a replay, a run made with other
-    settings, or a run left half-written is an error that says what to do.
+    A run cut short by an interrupt (no readable result, and settings that are
+    this grid's or unreadable) is cleared to be trained again. Nothing else is
+    ever deleted: a folder that is not a replay, or a run made with other
+    settings, is an error that says what to do.
     """
-    if logdir.exists() and not logdir.is_dir():
-        raise BadOption(f"LOGDIR {str(logdir)!r} is a file: pass a folder (new or empty, or a previous replay)")
-    if logdir.is_dir() and any(logdir.iterdir()) and not (logdir / MARKER_FILE).is_file():
-        raise BadOption(
-            f"LOGDIR {str(logdir)!r} is not empty and holds no replay ({MARKER_FILE} missing): "
-            "pass a new or empty folder"
-        )
+    check_logdir(logdir)
     finished: dict[str, RunResult] = {}
     for spec in grid:
         run_dir = logdir / spec.name
         if not run_dir.exists():
             continue
-        written = run_dir / RUN_FILE
-        if written.is_file():
-            saved = {key: value for key, value in json.loads(written.read_text()).items() if key != "schema"}
-            if saved != asdict(spec):
-                raise BadOption(
-                    f"run {spec.name!r} in {str(logdir)!r} was trained with other settings: "
-                    "pass a new LOGDIR (or the options used then)"
-                )
-        result = load_result(run_dir)
-        if result is None:
+        saved = _read_json(run_dir / RUN_FILE)
+        if saved is not None:
+            saved.setdefault("head", HEAD_LINEAR)  # runs written before the head was a setting
+        if saved is not None and {key: value for key, value in saved.items() if key != "schema"} != asdict(spec):
             raise BadOption(
-                f"run folder {str(run_dir)!r} is incomplete (interrupted run?): remove it and run again, "
-                "or pass a new LOGDIR"
+                f"run {spec.name!r} in {str(logdir)!r} was trained with other settings: "
+                "pass a new LOGDIR (or the options used then)"
             )
+        result = _load_finished(run_dir)
+        if result is None:
+            shutil.rmtree(run_dir)  # cut short: trained again below
+            continue
         finished[spec.name] = result
-    logdir.mkdir(parents=True, exist_ok=True)
-    (logdir / MARKER_FILE).write_text(json.dumps({"schema": 1, **options}, indent=2, default=str) + "\n")
+    _write(logdir / MARKER_FILE, json.dumps({"schema": 1, **options}, indent=2, default=str) + "\n")
     return finished
+
+
+def check_logdir(logdir: Path) -> None:
+    """A replay writes into a new or empty folder, or into a previous replay's."""
+    if logdir.exists() and not logdir.is_dir():
+        raise BadOption(f"LOGDIR {str(logdir)!r} is a file: pass a folder (new or empty, or a previous replay)")
+    if logdir.is_dir() and not (logdir / MARKER_FILE).is_file() and any(
+        entry.name != LOCK_FILE for entry in logdir.iterdir()
+    ):
+        raise BadOption(
+            f"LOGDIR {str(logdir)!r} is not empty and holds no replay ({MARKER_FILE} missing): "
+            "pass a new or empty folder"
+        )
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON object from ``path``; None when missing, empty, cut short or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _load_finished(run_dir: Path) -> RunResult | None:
+    try:
+        return load_result(run_dir)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a result file cut short: the run did not finish
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as error:
+        raise BadOption(f"cannot write {str(path)!r} ({error.strerror}): pass a writable LOGDIR") from None
+
+
+@contextlib.contextmanager
+def locked(logdir: Path) -> Iterator[None]:
+    """Hold ``logdir``'s lock (created with the folder) for the block; one line if another replay holds it."""
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        handle = open(logdir / LOCK_FILE, "a+")
+    except OSError as error:
+        raise BadOption(f"LOGDIR {str(logdir)!r}: cannot write ({error.strerror}); pass a writable folder") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise BadOption(
+                f"another replay (PID {holder}) is writing to {str(logdir)!r}: wait for it to end, or pass another LOGDIR"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _train_in_worker(spec: RunSpec, logdir: str) -> RunResult:
@@ -88,7 +157,19 @@ def _train_in_worker(spec: RunSpec, logdir: str) -> RunResult:
 def _init_worker() -> None:
     from keras_relu_doctor.replay.train import configure_worker
 
+    # Ctrl-C reaches the whole process group: the parent stops the workers, which stay quiet.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     configure_worker()
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker when its parent is gone (killed with SIGKILL, it cannot stop us itself)."""
+    while True:
+        time.sleep(WATCHDOG_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def run_grid(
@@ -109,32 +190,68 @@ def run_grid(
     if jobs < 1:
         raise BadOption(f"--jobs must be at least 1, got {jobs}")
     logdir = Path(logdir)
-    finished = prepare_logdir(logdir, grid, options or {})
-    if on_start:
-        on_start(grid)
-    for result in finished.values():
-        if on_done:
-            on_done(result, True)
-    todo = [spec for spec in grid if spec.name not in finished]
+    check_logdir(logdir)  # before the lock file is created in it
+    with locked(logdir):
+        finished = prepare_logdir(logdir, grid, options or {})
+        if on_start:
+            on_start(grid)
+        for result in finished.values():
+            if on_done:
+                on_done(result, True)
+        todo = [spec for spec in grid if spec.name not in finished]
+        try:
+            _train(todo, logdir, jobs, finished, on_done)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted: {len(finished)} of {len(grid)} runs are finished and kept in {str(logdir)!r};"
+                " run the same command again to train the others (runs cut short are redone)"
+            ) from None
+        except BrokenProcessPool:
+            raise BadOption(
+                f"a worker process died (killed, or out of memory?): {len(finished)} of {len(grid)} runs are"
+                " finished and kept; run the same command again to train the others, or pass --jobs 1"
+            ) from None
+    return tuple(finished[spec.name] for spec in grid)
+
+
+def _train(
+    todo: list[RunSpec],
+    logdir: Path,
+    jobs: int,
+    finished: dict[str, RunResult],
+    on_done: Callable[[RunResult, bool], None] | None,
+) -> None:
+    """Train ``todo`` into ``logdir``, adding each result to ``finished`` as it comes."""
     if todo and jobs == 1:
-        _init_worker()
+        _init_worker_in_process()
         for spec in todo:
             finished[spec.name] = _train_in_worker(spec, str(logdir))
             if on_done:
                 on_done(finished[spec.name], False)
-    elif todo:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_init_worker) as pool:
-            pending: set[Future[RunResult]] = {pool.submit(_train_in_worker, spec, str(logdir)) for spec in todo}
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for future in done:
-                        result = future.result()  # a failed run stops the replay with its traceback
-                        finished[result.spec.name] = result
-                        if on_done:
-                            on_done(result, False)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    return tuple(finished[spec.name] for spec in grid)
+        return
+    if not todo:
+        return
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_init_worker)
+    try:
+        pending: set[Future[RunResult]] = {pool.submit(_train_in_worker, spec, str(logdir)) for spec in todo}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                result = future.result()  # a failed run stops the replay with its traceback
+                finished[result.spec.name] = result
+                if on_done:
+                    on_done(result, False)
+    except BaseException:
+        # Stop now, not after the runs in progress: their folders are redone next time.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _init_worker_in_process() -> None:
+    from keras_relu_doctor.replay.train import configure_worker
+
+    configure_worker()

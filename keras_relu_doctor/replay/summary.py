@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_relu_doctor.replay.claims import ClaimResult, evaluate_claims
-from keras_relu_doctor.replay.model import HIDDEN_LAYER
+from keras_relu_doctor.replay.model import measured_layer
 from keras_relu_doctor.replay.results import SCHEMA_VERSION, RunResult, network_dead_fraction
 from keras_relu_doctor.tags import TRAIN_SUBDIR
 
@@ -92,17 +92,18 @@ def _run_name(report_run: str) -> str:
 GRADIENT_STATUS_ORDER = ("nan", "exploding", "vanishing", "zero", "ok")
 
 
-def hidden_gradient_status(layers: Sequence[Any]) -> str:
-    """The worst gradient status (the report's, per layer) of the hidden Dense layers.
+def hidden_gradient_status(layers: Sequence[Any], head: str = "linear") -> str:
+    """The worst gradient status (the report's, per layer) of the measured layers.
 
     The report's run-level status lets a healthy output layer stand for the run;
-    the replay asks about the hidden layers, where units die.
+    the replay asks about the hidden layers, where units die (and the output
+    unit under the article's head, which dies too).
 
     >>> from types import SimpleNamespace as Layer
     >>> hidden_gradient_status([Layer(name="dense_1", grad_status="zero"), Layer(name="output", grad_status="ok")])
     'zero'
     """
-    statuses = {layer.grad_status for layer in layers if HIDDEN_LAYER.fullmatch(layer.name)}
+    statuses = {layer.grad_status for layer in layers if measured_layer(layer.name, head)}
     return next((status for status in GRADIENT_STATUS_ORDER if status in statuses), "unknown")
 
 
@@ -123,7 +124,7 @@ def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[Run
             replace(
                 run,
                 verdict=run_report.verdict,
-                gradient_status=hidden_gradient_status(run_report.layers),
+                gradient_status=hidden_gradient_status(run_report.layers, run.spec.head),
                 problems=tuple(run_report.problems),
             )
         )
@@ -143,7 +144,7 @@ SETTING_COLUMNS = (
     "baseline",
     "verdict",
 )
-CLAIM_COLUMNS = ("#", "article's claim", "result", "numbers")
+CLAIM_COLUMNS = ("#", "head", "article's claim", "result", "numbers")
 
 
 def setting_cells(row: SettingRow) -> list[str]:
@@ -162,7 +163,7 @@ def setting_cells(row: SettingRow) -> list[str]:
 
 
 def claim_cells(claim: ClaimResult) -> list[str]:
-    return [str(claim.claim), claim.text, claim.verdict, claim.evidence]
+    return [str(claim.claim), claim.head, claim.text, claim.verdict, claim.evidence]
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from keras_relu_doctor.replay.data import make_data
 from keras_relu_doctor.replay.grid import RunSpec
@@ -36,14 +37,39 @@ def configure_worker() -> None:
     With ``--jobs N`` on N cores, N single-threaded workers fill the machine
     without oversubscribing it, and single-threaded CPU kernels are repeatable.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
+    # 3: TensorFlow's C++ errors too (version notes about graph attributes); Python errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tf = _import_tensorflow_quietly()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # TensorFlow already ran in this process (in-process runs)
         pass
+
+
+def _import_tensorflow_quietly() -> Any:
+    """``import tensorflow`` with its start-up lines kept off stderr.
+
+    TensorFlow's C++ side logs notices (oneDNN, CPU features) through absl
+    before ``TF_CPP_MIN_LOG_LEVEL`` is read, so every worker would print them.
+    File descriptor 2 points at /dev/null during the import only; an import
+    error is raised after it is restored, so it is still shown.
+    """
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tf
 
 
 def train_run(spec: RunSpec, logdir: str | os.PathLike[str]) -> RunResult:
@@ -64,7 +90,7 @@ def train_run(spec: RunSpec, logdir: str | os.PathLike[str]) -> RunResult:
     x_probe, y_probe = data.probe(spec.probe_samples)
     model = build_model(spec)
 
-    probe_model = hidden_outputs(model)
+    probe_model = hidden_outputs(model, spec.head)
     per_epoch: list[dict[str, float]] = []
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs=None: per_epoch.append(

@@ -16,7 +16,7 @@ from keras_relu_doctor.replay.train import MODEL_FILE, RESULT_FILE, RUN_FILE, lo
 
 # The negative initializer gives both outcomes in two runs: the 1-layer net lives,
 # the 3-layer net's layers 2 and 3 die at once (positive inputs x negative weights).
-TINY = ["--only", "relu-negative-d*", "--seeds", "1", "--epochs", "2", "--samples", "400"]
+TINY = ["--only", "relu-negative-d?", "--seeds", "1", "--epochs", "2", "--samples", "400"]
 RUNS = ("relu-negative-d1-s0", "relu-negative-d3-s0")
 
 
@@ -109,14 +109,23 @@ def test_a_folder_holding_something_else_is_refused_and_kept(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
 
 
-def test_a_half_written_run_is_refused_not_deleted(tmp_path):
-    (tmp_path / "replay.json").write_text("{}")
-    half = tmp_path / "relu-negative-d1-s0"
-    (half / "train").mkdir(parents=True)
-    outcome = CliRunner().invoke(main, ["replay", str(tmp_path), *TINY])
-    assert outcome.exit_code == 2
-    assert "is incomplete" in outcome.output
-    assert (half / "train").is_dir()
+@pytest.mark.parametrize("damage", ["no result", "result cut short", "empty run.json"])
+def test_a_run_cut_short_is_trained_again(tmp_path, damage):
+    logdir = tmp_path / "logs"
+    assert replay(str(logdir), *TINY, "--jobs", "1").exit_code == 0
+    half = logdir / RUNS[1]
+    if damage == "no result":
+        (half / RESULT_FILE).unlink()
+    elif damage == "result cut short":
+        (half / RESULT_FILE).write_text((half / RESULT_FILE).read_text()[:40])
+    else:
+        (half / RUN_FILE).write_text("")
+        (half / RESULT_FILE).unlink()
+    outcome = replay(str(logdir), *TINY, "--jobs", "1")
+    assert outcome.exit_code == 0, outcome.output
+    assert load_result(half).spec.name == RUNS[1]
+    files = {name: sorted(path.name.split(".")[-1] for path in (logdir / name / "train").glob("events.*")) for name in RUNS}
+    assert files[RUNS[0]] == files[RUNS[1]]  # trained afresh (ReluDoctor's and Keras' files), not appended to
 
 
 def test_a_run_trained_with_other_settings_is_refused(tmp_path):
@@ -138,3 +147,25 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args):
     assert outcome.exit_code == 2
     assert outcome.output.count("\n") == 1 and outcome.output.startswith("relu-doctor replay: ")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_the_articles_head_makes_the_output_unit_a_measured_relu(tmp_path):
+    """The article's architecture: every layer ReLU, the output included; 1 layer = one Dense unit."""
+    import keras
+
+    from keras_relu_doctor.replay.model import dead_fractions
+
+    logdir = tmp_path / "logs"
+    outcome = replay(str(logdir), "--only", "relu-negative-d?-article", "--seeds", "1", "--epochs", "2",
+                     "--samples", "400", "--jobs", "1")  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    one, three = (load_result(logdir / f"relu-negative-d{depth}-article-s0") for depth in (1, 3))
+    assert set(one.dead_last) == {"output"} and set(three.dead_last) == {"dense_1", "dense_2", "output"}
+    model = keras.saving.load_model(logdir / "relu-negative-d3-article-s0" / MODEL_FILE)
+    assert model.get_layer("output").activation.__name__ == "relu"
+    x_probe, _ = make_data(three.spec.samples).probe(three.spec.probe_samples)
+    assert dead_fractions(model, x_probe, head="article") == three.dead_last
+    claims = json.loads((logdir / "summary.json").read_text())["claims"]
+    assert {claim["head"] for claim in claims} == {"article"}  # no linear-head run was asked for
+    assert [claim["claim"] for claim in claims] == [4]  # the one claim about the negative initializer

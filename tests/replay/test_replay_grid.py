@@ -21,8 +21,11 @@ from keras_relu_doctor.replay.grid import (
 def test_quick_grid_covers_the_article_and_the_help_checks():
     grid = build_grid("quick")
     settings = {spec.setting for spec in grid}
-    expected = len(DEPTHS) * len(INITIALIZERS) * len(ACTIVATIONS) + len(DEPTHS) + len(HELP_VARIANTS)
-    assert len(settings) == expected == 53
+    linear_head = len(DEPTHS) * len(INITIALIZERS) * len(ACTIVATIONS) + len(DEPTHS) + len(HELP_VARIANTS)
+    article_head = len(DEPTHS) * len(INITIALIZERS) + len(HELP_VARIANTS)  # ReLU only in the quick preset
+    expected = linear_head + article_head
+    assert len(settings) == expected == 68
+    assert {spec.activation for spec in grid if spec.head == "article"} == {"relu"}
     assert len(grid) == expected * PRESETS["quick"].seeds
     assert len({spec.name for spec in grid}) == len(grid)
     selu = [spec for spec in grid if spec.activation == "selu"]
@@ -30,7 +33,8 @@ def test_quick_grid_covers_the_article_and_the_help_checks():
 
 
 def test_help_checks_change_one_thing_of_the_dying_model():
-    base, more_data, dropout, more_epochs = build_grid("quick", only="relu-random_uniform-d1*", seeds=1)
+    base, more_data, dropout, more_epochs, *article = build_grid("quick", only="relu-random_uniform-d1*", seeds=1)
+    assert [spec.head for spec in article] == ["article"] * 4
     assert base.variant == "base"
     assert more_data.samples == base.samples * MORE_DATA_FACTOR
     assert more_epochs.epochs == base.epochs * MORE_EPOCHS_FACTOR
