@@ -17,9 +17,10 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 install: $(BIN)/.installed
 
 # The replay's quick preset (reuses finished runs when DEMO_LOGDIR already holds them),
-# the report of the article's two ReLU models on the terminal, all runs' report as HTML.
+# the report of the run that dies (the negative initializer, 3 layers, the article's
+# ReLU output) on the terminal, all runs' report as HTML.
 DEMO_PRESET ?= quick
-DEMO_REPORT_RUNS ?= relu-random_uniform-d?-s0/train
+DEMO_REPORT_RUNS ?= relu-negative-d3-article-s0/train
 
 demo: install
 	$(BIN)/relu-doctor replay $(DEMO_LOGDIR) --preset $(DEMO_PRESET)

@@ -6,8 +6,11 @@ of what feeds it when channel c upstream is dead or carries no signal (a
 constant: a depthwise channel fed only zeros outputs its bias, which BatchNorm
 in training mode turns into its beta). Such a death is *inherited*: the finding
 belongs on the layer where the deaths start, and the layers that only carry
-them are its consequences. The layer graph comes from the model facts
-(``inputs`` of every layer); without them nothing is inherited.
+them are its consequences. A layer that mixes channels (Dense, Conv) inherits its
+dead units only when its whole input carries no signal (every unit of every
+input dead or constant): its output is then its bias, whatever it learnt. The
+layer graph comes from the model facts (``inputs`` of every layer); without
+them nothing is inherited.
 
 >>> inherited_deaths({}, {}).inherited
 {}
@@ -78,22 +81,43 @@ def inherited_deaths(graph: Mapping[str, Mapping[str, Any]], units: Mapping[str,
     inherited: dict[str, tuple[int, ...]] = {}
     roots: dict[str, dict[int, str]] = {}
     consequences: dict[str, dict[str, int]] = {}
+    mixing: list[str] = []
     for name, series in units.items():
         layer = graph.get(name)
-        if layer is None or not is_channelwise(layer):
+        if layer is None:
+            continue
+        if not is_channelwise(layer):
+            mixing.append(name)
             continue
         origin: dict[int, str] = {}
         for unit in np.flatnonzero(series.max_abs_output[-1] == 0).tolist():
             root = walk.root(name, unit, series.units, frozenset())
             if root is not None:
                 origin[unit] = root
-        if origin:
-            inherited[name] = tuple(sorted(origin))
-            roots[name] = origin
-            for root in origin.values():
-                consequences.setdefault(root, {})
-                consequences[root][name] = consequences[root].get(name, 0) + 1
+        _record(name, origin, inherited, roots, consequences)
+    # A layer that mixes channels inherits its deaths only when its whole input carries no signal.
+    for name in mixing:
+        producer = walk.silent_input(name)
+        if producer is not None:
+            root = next(iter(roots.get(producer, {}).values()), producer)
+            dead = np.flatnonzero(units[name].max_abs_output[-1] == 0).tolist()
+            _record(name, {unit: root for unit in dead}, inherited, roots, consequences)
     return Inheritance(inherited, roots, consequences)
+
+
+def _record(
+    name: str,
+    origin: dict[int, str],
+    inherited: dict[str, tuple[int, ...]],
+    roots: dict[str, dict[int, str]],
+    consequences: dict[str, dict[str, int]],
+) -> None:
+    if origin:
+        inherited[name] = tuple(sorted(origin))
+        roots[name] = origin
+        for root in origin.values():
+            consequences.setdefault(root, {})
+            consequences[root][name] = consequences[root].get(name, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,13 @@ class _Walk:
                 return None  # one input still carries a signal in this channel
             found.append(root)
         return found[0]
+
+    def silent_input(self, name: str) -> str | None:
+        """The first producer of ``name``, when every producer is measured and carries no signal in any unit."""
+        inputs = [producer for producer in self.graph.get(name, {}).get("inputs", ()) if producer in self.graph]
+        if not inputs or not all(producer in self.free and bool(self.free[producer].all()) for producer in inputs):
+            return None
+        return inputs[0]
 
     def _carried_from(self, producer: str, unit: int, width: int, seen: frozenset[str]) -> str | None:
         layer = self.graph[producer]

@@ -65,6 +65,26 @@ def test_a_cascade_is_one_finding_on_the_layer_where_deaths_start(cascade_run):
     assert root.fixes[0] == FIXES["initializer"]
 
 
+def test_a_layer_fed_by_a_wholly_dead_layer_inherits_its_deaths(keras_mod, tmp_path):
+    """The article's head on its negative initializer: layer 2 dies at once, so the ReLU output,
+    fed only zeros, is dead too; one finding, on layer 2, with the output as its consequence."""
+    keras = keras_mod
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.0, 0.0, size=(512, 4)).astype("float32")
+    y = x @ np.array([[0.5], [-1.0], [1.5], [-2.0]], dtype="float32") + 0.25
+    negative = keras.initializers.RandomUniform(-1.0, 0.0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,))] + [
+        keras.layers.Dense(units, activation="relu", kernel_initializer=negative, name=name)
+        for units, name in ((16, "first"), (16, "second"), (1, "out"))
+    ])  # fmt: skip
+    run = _fit(keras, model, x, y, tmp_path, epochs=2, loss="mse", optimizer=keras.optimizers.Adam(1e-3))
+    dying = [finding for finding in run.findings if finding.kind == "dying_relu"]
+    assert [finding.layer for finding in dying] == ["second"]
+    assert dying[0].evidence["consequences"] == {"out": 1}
+    assert run.layer("out").dead_units == (0,)
+
+
 def test_non_rectifiers_are_never_dying(keras_mod, tmp_path):
     """Linear and normalisation layers whose outputs are merely tiny (or zero) are not dying units."""
     keras = keras_mod
