@@ -27,7 +27,6 @@ demo: install
 	$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '*/train' --format html -o $(DEMO_LOGDIR)/report.html
 	$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '$(DEMO_REPORT_RUNS)'
 	@echo "Tables: $(DEMO_LOGDIR)/summary.md   all runs' report: $(DEMO_LOGDIR)/report.html"
-	@echo "Browse the runs: $(BIN)/tensorboard --logdir $(DEMO_LOGDIR)"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -20,6 +20,16 @@ EXIT_PROBLEMS = 1
 EXIT_BAD_INPUT = 2
 
 
+def _share(value: float) -> float:
+    """--dead-threshold as a share; 50 (a percentage) is refused with the share it meant."""
+    from keras_relu_doctor.errors import BadOption
+
+    if not 0 < value <= 1:
+        hint = f" (for {value:g}% pass {value / 100:g})" if 1 < value <= 100 else ""
+        raise BadOption(f"--dead-threshold must be a share of units in (0, 1], got {value:g}{hint}")
+    return value
+
+
 def _fail_on_kinds(value: str | None) -> frozenset[str]:
     from keras_relu_doctor.diagnose.findings import KINDS
     from keras_relu_doctor.errors import BadOption
@@ -65,6 +75,7 @@ def report(
 
     try:
         kinds = _fail_on_kinds(fail_on)
+        _share(dead_threshold)
         found = _report(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor report: error: {error}", err=True)

@@ -24,6 +24,7 @@ from keras_relu_doctor.events.run import read_run
 from keras_relu_doctor.events.series import Logdir, Run
 
 EVENT_FILE_MARKER = "tfevents"
+RUNS_LISTED = 8  # run names an error message shows before "and N more"
 _TIMESTAMP = re.compile(r"tfevents\.(\d+)")
 
 
@@ -70,9 +71,9 @@ def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterato
     if run_glob is not None:
         runs = [(path, files) for path, files in runs if fnmatchcase(path, run_glob)]
         if not runs:
-            raise BadOption(
-                f"--run {run_glob!r} matches no run; runs found: {', '.join(path for path, _ in find_runs(root))}"
-            )
+            found = [path for path, _ in find_runs(root)]
+            shown = ", ".join(found[:RUNS_LISTED]) + (f" and {len(found) - RUNS_LISTED} more" if len(found) > RUNS_LISTED else "")
+            raise BadOption(f"--run {run_glob!r} matches no run; runs found: {shown}")
     readable, torn = 0, 0
     for path, files in runs:
         run = read_run(os.path.join(root, path), files, path)

@@ -81,7 +81,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     (tmp_path / "events.out.tfevents.1.host").write_text("not an event file\n" * 10)
     _one_line_error(_invoke(tmp_path), 2, "no readable record")
     _one_line_error(_invoke(tmp_path, "--fail-on", "dying"), 2, "unknown kind")
-    _one_line_error(_invoke(tmp_path, "--dead-threshold", "2"), 2, "dead_threshold")
+    _one_line_error(_invoke(tmp_path, "--dead-threshold", "50"), 2, "--dead-threshold", "pass 0.5")
     _one_line_error(_invoke(tmp_path, "--run", "x/*"), 2, "matches no run")
     assert _invoke(tmp_path, "--format", "pdf").exit_code == 2
 
