@@ -48,7 +48,7 @@ def _print_tables(console: Console, summary: ReplaySummary) -> None:
 
 @click.command("replay")
 @click.argument("logdir", type=click.Path(file_okay=False, path_type=str), required=False)
-@click.option("--preset", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
+@click.option("--preset", metavar="[quick|full]", default="quick", show_default=True,
               help="quick (136 runs, ~3 min on 2 cores) or full (200,000 samples, hours).")
 @click.option("--only", "only", default=None, metavar="PATTERN", help="Settings to run: a glob (relu-he_*-d1) or a substring (selu).")
 @click.option("--seeds", type=int, default=None, help="Seeds per setting (default: the preset's).")

@@ -20,6 +20,7 @@ from pathlib import Path
 from keras_relu_doctor.replay.grid import ReplayOptions, RunSpec
 from keras_relu_doctor.replay.results import RunResult
 from keras_relu_doctor.replay.runner import run_grid
+from keras_relu_doctor.replay.train import save_result
 from keras_relu_doctor.replay.summary import ReplaySummary, attach_report, build_summary, write_summary
 
 
@@ -39,6 +40,10 @@ def run_replay(
     grid = options.grid()
     recorded = {**asdict(options), "runs": len(grid)}
     results = run_grid(grid, logdir, jobs=jobs, options=recorded, on_start=on_start, on_done=on_done)
-    summary = build_summary(attach_report(results, Path(logdir)), recorded)
+    attached = attach_report(results, Path(logdir))
+    for before, result in zip(results, attached):  # each run's result.json gets the report's reading too
+        if result != before:  # a reused run already has it: its file is left as it was
+            save_result(result, Path(logdir) / result.spec.name)
+    summary = build_summary(attached, recorded)
     write_summary(summary, logdir)
     return summary

@@ -121,8 +121,16 @@ def train_run(spec: RunSpec, logdir: str | os.PathLike[str]) -> RunResult:
         baseline_val_loss=data.baseline_val_loss,
         seconds=round(time.perf_counter() - started, 2),
     )
-    (run_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    save_result(result, run_dir)
     return result
+
+
+def save_result(result: RunResult, run_dir: str | os.PathLike[str]) -> None:
+    """Write ``result.json`` whole or not at all (a temporary file renamed over it)."""
+    path = Path(run_dir) / RESULT_FILE
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    os.replace(partial, path)
 
 
 def load_result(run_dir: str | os.PathLike[str]) -> RunResult | None:

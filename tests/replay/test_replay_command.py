@@ -39,6 +39,7 @@ def test_every_run_is_written_with_model_settings_and_events(tiny_replay):
         assert (run_dir / MODEL_FILE).is_file()
         assert json.loads((run_dir / RUN_FILE).read_text())["initializer"] == "negative"
         assert list((run_dir / "train").glob("events.out.tfevents.*"))
+        assert load_result(run_dir).verdict in ("healthy", "dying_relu")  # the report's reading, per run too
     summary = json.loads((tiny_replay / "summary.json").read_text())
     assert [row["setting"] for row in summary["settings"]] == ["relu-negative-d1", "relu-negative-d3"]
     assert [claim["claim"] for claim in summary["claims"]] == [1, 2, 3, 4, 5, 6]
