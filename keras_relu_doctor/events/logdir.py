@@ -13,6 +13,7 @@ keras_relu_doctor.errors.NoEventFiles: no events.out.tfevents.* file under ...
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -40,24 +41,40 @@ def find_runs(logdir: str | os.PathLike) -> list[tuple[str, list[str]]]:
     Raises ``LogdirNotFound`` for a missing path or a file, and ``NoEventFiles``
     when no folder below it holds an event file.
     """
-    root = os.fspath(logdir)
+    return _find(os.fspath(logdir))[0]
+
+
+def _find(root: str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
+    """:func:`find_runs`, and the folders that could not be listed."""
     if not os.path.exists(root):
         raise LogdirNotFound(f"logdir {root!r} does not exist: pass the log_dir given to ReluDoctor or TensorBoard")
     if not os.path.isdir(root):
         raise LogdirNotFound(f"logdir {root!r} is a file, not a folder: pass the folder that holds the event files")
-    runs = []
-    for folder, subfolders, names in os.walk(root):
+    runs, unreadable = _walk(root)
+    if not runs:
+        skipped = f" ({len(unreadable)} folder(s) could not be read, e.g. {unreadable[0][0]!r}: {unreadable[0][1]})" if unreadable else ""
+        raise NoEventFiles(
+            f"no events.out.tfevents.* file under {root!r}{skipped}: train with ReluDoctor(log_dir=...) first,"
+            " or pass the folder it wrote to"
+        )
+    return runs, unreadable
+
+
+def _walk(root: str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
+    """The runs under ``root``, sorted, and the folders that could not be listed, with the reason."""
+    runs, unreadable = [], []
+
+    def skipped(error: OSError) -> None:
+        where = os.path.relpath(error.filename, root).replace(os.sep, "/") if error.filename else "."
+        unreadable.append((where, error.strerror or type(error).__name__))
+
+    for folder, subfolders, names in os.walk(root, onerror=skipped):
         subfolders.sort()
         # TensorBoard's own test: the name contains "tfevents".
         events = sorted((name for name in names if EVENT_FILE_MARKER in name), key=_file_order)
         if events:
             runs.append((os.path.relpath(folder, root).replace(os.sep, "/"), events))
-    if not runs:
-        raise NoEventFiles(
-            f"no events.out.tfevents.* file under {root!r}: train with ReluDoctor(log_dir=...) first,"
-            " or pass the folder it wrote to"
-        )
-    return sorted(runs)
+    return sorted(runs), unreadable
 
 
 def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterator[Run]:
@@ -67,11 +84,11 @@ def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterato
     Raises ``UnreadableEventFile`` at the end if no file held a readable record.
     """
     root = os.fspath(logdir)
-    runs = find_runs(root)
+    runs, unreadable = _find(root)
     if run_glob is not None:
+        found = [path for path, _ in runs]
         runs = [(path, files) for path, files in runs if fnmatchcase(path, run_glob)]
         if not runs:
-            found = [path for path, _ in find_runs(root)]
             shown = ", ".join(found[:RUNS_LISTED]) + (f" and {len(found) - RUNS_LISTED} more" if len(found) > RUNS_LISTED else "")
             raise BadOption(f"--run {run_glob!r} matches no run; runs found: {shown}")
     readable, torn = 0, 0
@@ -80,6 +97,11 @@ def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterato
         readable += run.records
         torn += len(run.truncated_files)
         yield run
+    for path, reason in unreadable:
+        if run_glob is None or fnmatchcase(path, run_glob):
+            # Shown as a run without data, so every format says which folder and why.
+            empty = read_run(os.path.join(root, path), [], path)
+            yield dataclasses.replace(empty, warnings=(f"folder {path!r} could not be read ({reason}); skipped it",))
     if not readable:
         sizes = [_size(os.path.join(root, path, name)) for path, files in runs for name in files]
         first = os.path.normpath(os.path.join(runs[0][0], runs[0][1][0]))

@@ -90,3 +90,22 @@ def test_fifos_devices_and_link_loops_are_skipped_not_waited_on(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "not a regular file" in done.stdout and "cannot be followed" in done.stdout
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_skipped_silently(tmp_path):
+    """A path longer than the system allows (ENAMETOOLONG) is a real listing error, even for root."""
+    with EventWriter(tmp_path / "train") as writer:
+        writer.scalar("loss", 1.0, step=1)
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        for _ in range(24):  # 24 x 201 characters: past PATH_MAX (4096) as one path
+            os.mkdir("d" * 200)
+            os.chdir("d" * 200)
+    finally:
+        os.chdir(here)
+    runs = {run.path: run for run in read_logdir(tmp_path).runs}
+    assert runs["train"].records > 0
+    unreadable = [run for path, run in runs.items() if path != "train"]
+    assert len(unreadable) == 1 and unreadable[0].records == 0
+    assert "could not be read (File name too long); skipped it" in unreadable[0].warnings[0]
