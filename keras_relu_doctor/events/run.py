@@ -46,6 +46,8 @@ _EXACT_NONE = (np.nan,) * 5
 _ROWS_BY_COUNT = {len(REQUIRED_UNIT_ROWS): REQUIRED_UNIT_ROWS, len(UNIT_ROWS): UNIT_ROWS}
 _DT_FLOAT, _DT_DOUBLE = 1, 2  # tensorboard/compat/proto/types.proto
 _unpack_float = struct.Struct("<f").unpack
+# What a well-framed value with unexpected contents raises while it is read.
+_VALUE_ERRORS = (ValueError, TypeError, KeyError, IndexError, RuntimeWarning, UnicodeDecodeError)
 
 
 def _ignore(step: int, value: Any) -> None:
@@ -251,27 +253,41 @@ class _RunReader:
             for offsets, payloads in batches:
                 for offset, payload in zip(offsets, payloads):
                     try:
-                        self._event(parse(payload))
-                    except (DecodeError, ValueError, TypeError, KeyError, IndexError, RuntimeWarning, UnicodeDecodeError) as error:
+                        event = parse(payload)
+                    except (DecodeError, RuntimeWarning, UnicodeDecodeError) as error:
                         self.warnings.append(
                             f"{name}: record at offset {offset} does not parse ({type(error).__name__}); skipped it"
                         )
                         continue
+                    unread = self._event(event)
+                    if unread:
+                        tags = ", ".join(f"{tag!r} ({error})" for tag, error in unread[:3])
+                        more = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+                        self.warnings.append(
+                            f"{name}: record at offset {offset}: could not read the value of {tags}{more};"
+                            " skipped those, kept the record's other values"
+                        )
                     read += 1
         self.warnings.extend(notes.skipped)
         self.records += read
         return notes.truncated_at, read
 
-    def _event(self, event) -> None:
+    def _event(self, event) -> list[tuple[str, str]]:
+        """File each value of ``event``; return ``(tag, error)`` for those that could not be read."""
         step = event.step
+        unread = []
         for value in event.summary.value:
             tag = value.tag
-            sink = self.sinks.get(tag)
-            if sink is None:
-                sink = self._sink(tag, value)
+            try:
+                sink = self.sinks.get(tag)
                 if sink is None:
-                    continue
-            sink(step, value)
+                    sink = self._sink(tag, value)
+                    if sink is None:
+                        continue
+                sink(step, value)
+            except _VALUE_ERRORS as error:
+                unread.append((tag, type(error).__name__))
+        return unread
 
     def _sink(self, tag: str, value) -> Callable[[int, Any], None] | None:
         """The function that files every later value of ``tag``; None to look again next time."""

@@ -109,3 +109,24 @@ def test_a_folder_that_cannot_be_listed_is_reported_not_skipped_silently(tmp_pat
     unreadable = [run for path, run in runs.items() if path != "train"]
     assert len(unreadable) == 1 and unreadable[0].records == 0
     assert "could not be read (File name too long); skipped it" in unreadable[0].warnings[0]
+
+
+def test_a_bad_value_is_named_and_the_record_s_other_values_are_kept(tmp_path):
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+    from keras_relu_doctor import tags
+    from keras_relu_doctor.events.writer import summary_metadata
+
+    empty_units = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in (2, 0)]),
+    )
+    with EventWriter(tmp_path) as writer:
+        writer.write_event(event_pb2.Event(step=1, summary=summary_pb2.Summary(value=[
+            summary_pb2.Summary.Value(tag="dense/units", metadata=summary_metadata(tags.PLUGIN_NAME, b"[1, 2]"),
+                                      tensor=empty_units),
+            summary_pb2.Summary.Value(tag="good", simple_value=0.5),
+        ])))  # fmt: skip
+    run = read_logdir(tmp_path).runs[0]
+    np.testing.assert_array_equal(run.scalars["good"].steps, [1])
+    assert any("'dense/units'" in w and "kept the record's other values" in w for w in run.warnings), run.warnings
