@@ -54,8 +54,8 @@ def bucket_stats(buckets: np.ndarray) -> dict[str, np.ndarray]:
         sum_squares = (count * (center**2 + width**2 / 12)).sum(axis=1)
         variance = np.maximum(sum_squares / safe_total - mean**2, 0.0)
         filled = count > 0
-        lows = np.where(filled, left, np.inf).min(axis=1)
-        highs = np.where(filled, right, -np.inf).max(axis=1)
+        lows = np.where(filled, left, np.inf).min(axis=1, initial=np.inf)  # a histogram may have no bucket
+        highs = np.where(filled, right, -np.inf).max(axis=1, initial=-np.inf)
         holds_zero = (left <= 0) & (right >= 0)
         point_mass = (count * (holds_zero & (width <= POINT_WIDTH))).sum(axis=1)
         zero_mass = np.where(point_mass > 0, point_mass, (count * holds_zero).sum(axis=1))

@@ -130,3 +130,38 @@ def test_a_bad_value_is_named_and_the_record_s_other_values_are_kept(tmp_path):
     run = read_logdir(tmp_path).runs[0]
     np.testing.assert_array_equal(run.scalars["good"].steps, [1])
     assert any("'dense/units'" in w and "kept the record's other values" in w for w in run.warnings), run.warnings
+
+
+def test_the_hand_made_cases_of_odd_content_give_a_report_in_every_format(tmp_path):
+    """A 2-element scalar, a legacy histogram with 2 limits and 3 counts, a [0, 3] histogram, a [2, 0] unit record."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
+    from tensorboard.compat.proto import tensor_shape_pb2 as shapes
+
+    from keras_relu_doctor import tags
+    from keras_relu_doctor.events.writer import summary_metadata
+    from keras_relu_doctor.render import RENDERERS
+    from keras_relu_doctor.report import build_report
+
+    def tensor(dtype, *sizes, **values):
+        shape = shapes.TensorShapeProto(dim=[shapes.TensorShapeProto.Dim(size=size) for size in sizes])
+        return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, **values)
+
+    units_meta = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu").to_bytes()
+    with EventWriter(tmp_path) as writer:
+        for step in range(2):
+            writer.write_event(event_pb2.Event(step=step, summary=summary_pb2.Summary(value=[
+                summary_pb2.Summary.Value(tag="a/grad_norm", metadata=summary_metadata(tags.SCALARS_PLUGIN),
+                                          tensor=tensor(types_pb2.DT_FLOAT, 2, float_val=[1.0, 2.0])),
+                summary_pb2.Summary.Value(tag="h/activations", histo=summary_pb2.HistogramProto(
+                    min=0, max=1, num=3, bucket_limit=[0, 1], bucket=[1, 1, 1])),
+                summary_pb2.Summary.Value(tag="g/activations", metadata=summary_metadata(tags.HISTOGRAMS_PLUGIN),
+                                          tensor=tensor(types_pb2.DT_DOUBLE, 0, 3)),
+                summary_pb2.Summary.Value(tag="u/units", metadata=summary_metadata(tags.PLUGIN_NAME, units_meta),
+                                          tensor=tensor(types_pb2.DT_FLOAT, 2, 0)),
+                summary_pb2.Summary.Value(tag="loss", simple_value=1.0 / (step + 1)),
+            ])))  # fmt: skip
+    report = build_report(read_logdir(tmp_path))
+    for render in RENDERERS.values():
+        assert render(report)
+    run = report.runs[0]
+    assert any("left it out" in warning for warning in run.warnings)
