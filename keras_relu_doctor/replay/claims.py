@@ -14,7 +14,8 @@ is, or when its *key* part is not (the part the claim is about, e.g. "dead at
 the last epoch" for "initializers do not help": being alive after epoch 1 does
 not rescue a claim about dying later); ``partly`` otherwise. Parts that no run could answer (left out by
 ``--only``, or no report to read) are shown as ``n/a`` and do not count; a claim
-with no answered part is ``not tested``.
+with no answered part is ``not tested``, and one whose answered parts all hold
+while others went unanswered is ``reproduced where tested``.
 
 >>> from keras_relu_doctor.replay.grid import RunSpec
 >>> alive = RunResult(RunSpec("relu", "random_uniform", 1, 0), {"dense_1": 0.0}, {"dense_1": 0.0},
@@ -54,6 +55,7 @@ REPRODUCED = "reproduced"
 PARTLY = "partly"
 NOT_REPRODUCED = "not reproduced"
 NOT_TESTED = "not tested"
+REPRODUCED_WHERE_TESTED = "reproduced where tested"  # every answered part holds, some could not be answered
 
 # The report's run-level gradient statuses (``RunReport.gradient_status``).
 GRADIENTS_VANISHING = "vanishing"
@@ -168,7 +170,8 @@ def _judge_claim(parts: Sequence[PartResult]) -> str:
     if any(part.key and part.verdict == NOT_REPRODUCED for part in parts):
         return NOT_REPRODUCED
     if verdicts == {REPRODUCED}:
-        return REPRODUCED
+        # Parts left out (by --only) may not be counted as holding.
+        return REPRODUCED if all(part.verdict != NOT_TESTED for part in parts) else REPRODUCED_WHERE_TESTED
     if verdicts == {NOT_REPRODUCED}:
         return NOT_REPRODUCED
     return PARTLY

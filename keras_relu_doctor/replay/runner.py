@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
@@ -236,7 +236,7 @@ def _train(
     try:
         pending: set[Future[RunResult]] = {pool.submit(_train_in_worker, spec, str(logdir)) for spec in todo}
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)  # each result as it comes
             for future in done:
                 result = future.result()  # a failed run stops the replay with its traceback
                 finished[result.spec.name] = result

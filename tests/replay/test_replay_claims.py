@@ -7,6 +7,7 @@ from keras_relu_doctor.replay.claims import (
     NOT_TESTED,
     PARTLY,
     REPRODUCED,
+    REPRODUCED_WHERE_TESTED,
     evaluate_claims,
 )
 from keras_relu_doctor.replay.grid import build_grid
@@ -88,7 +89,8 @@ def test_parts_without_a_report_are_not_counted():
     runs = [result(spec, gradients="") for spec in build_grid("quick", only="sigmoid-lecun_uniform-d1", seeds=2)]
     claim = claims_by_number(runs)[5]
     assert claim.parts[1].evidence == "gradients vanish (report): n/a"
-    assert claim.verdict == REPRODUCED  # no dead unit and learns, in every run
+    # No dead unit and learns in every run; the untested part keeps it from a plain "reproduced".
+    assert claim.verdict == REPRODUCED_WHERE_TESTED
 
 
 def test_claim_6_best_of_all_compares_with_the_other_settings_of_its_depth():

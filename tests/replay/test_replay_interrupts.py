@@ -52,6 +52,7 @@ def test_ctrl_c_stops_workers_keeps_finished_runs_and_resumes(tmp_path):
     _wait_for(lambda: _training(logdir))
     second = subprocess.run([*COMMAND, str(logdir), *GRID], capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and f"another replay (PID {first.pid})" in second.stderr
+    _wait_for(lambda: any(logdir.glob(f"*/{RESULT_FILE}")))  # one run finished, the others under way
     os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, stderr = first.communicate(timeout=30)
     assert first.returncode == 130, stderr
@@ -59,6 +60,8 @@ def test_ctrl_c_stops_workers_keeps_finished_runs_and_resumes(tmp_path):
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     _wait_for(lambda: not _group_alive(first.pid), 10)  # no worker left training
     finished = {path.parent.name for path in logdir.glob(f"*/{RESULT_FILE}")}
+    kept = int(stderr.split("interrupted: ")[1].split(" of ")[0])
+    assert 1 <= kept == len(finished) < 6  # the message counts the runs that are finished, as they finish
     again = subprocess.run([*COMMAND, str(logdir), *GRID], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     runs = [path for path in logdir.iterdir() if path.is_dir()]
