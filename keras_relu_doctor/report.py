@@ -23,7 +23,7 @@ from keras_relu_doctor.events import Logdir, Run, iter_runs
 from keras_relu_doctor.tags import QUIET_NOT_MEASURED_REASONS, facts_layers
 
 REPORT_SCHEMA = "keras_relu_doctor.report/1"
-GRADIENT_STATUSES = ("ok", "zero", "vanishing", "exploding", "nan", "unknown")
+GRADIENT_STATUSES = ("ok", "zero", "vanishing", "exploding", "nan", "no_weights", "unknown")
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,8 @@ def _layer_grad_status(layer: LayerSeries, findings: tuple[Finding, ...]) -> str
                 return "nan" if "nan_or_inf" in finding.evidence["reasons"][layer.name] else "exploding"
             if finding.kind == VANISHING_GRADIENTS:
                 return "vanishing"
+    if layer.weightless:
+        return "no_weights"  # an activation or pooling layer: nothing of its own to update
     if layer.grad_norm is None or not len(layer.grad_norm.values):
         return "unknown"
     return "zero" if layer.grad_norm.values[-1] == 0 else "ok"

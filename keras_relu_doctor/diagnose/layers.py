@@ -49,6 +49,8 @@ class LayerSeries:
     kernel: HistogramSeries | None = None
     grad_norm: ScalarSeries | None = None
     grad_norm_estimated: bool = False
+    # Its output's gradient was logged but it has no weight to have one (activation, pooling...).
+    weightless: bool = False
     nonfinite: ScalarSeries | None = None
     dead_fraction: ScalarSeries | None = None
     update_ratio: ScalarSeries | None = None
@@ -164,6 +166,7 @@ def layer_series(run: Run) -> tuple[LayerSeries, ...]:
             kernel=found.get("kernel"),
             grad_norm=grad_norm,
             grad_norm_estimated=estimated,
+            weightless=grad_norm is None and tags.tag(name, tags.OUTPUT_GRAD_NORM) in run.scalars,
             nonfinite=nonfinite,
             dead_fraction=run.scalars.get(tags.tag(name, tags.DEAD_FRACTION)),
             update_ratio=run.scalars.get(tags.tag(name, tags.UPDATE_RATIO)),

@@ -59,6 +59,8 @@ def layer_row(layer: LayerSummary) -> tuple[str, ...]:
 
 
 def _gradient_cell(layer: LayerSummary) -> str:
+    if layer.grad_status == "no_weights":
+        return "no weights"
     if layer.last_grad_norm is None or layer.grad_status in ("nan", "zero"):
         return layer.grad_status
     return f"{layer.grad_status} {number(layer.last_grad_norm)}"

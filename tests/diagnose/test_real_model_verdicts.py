@@ -186,3 +186,6 @@ def test_mobilenet_fixes_never_recommend_what_it_has(mobilenet_logdir):
     assert kept == ["he_init", "leaky_relu", "lower_lr", "initializer"]
     run = build_report(mobilenet_logdir).run("train")
     assert all(FIXES["normalization"] not in f.fixes and FIXES["residual"] not in f.fixes for f in run.findings)
+    # Activation layers have no weights of their own: the table says so rather than "unknown".
+    assert {run.layer(path).grad_status for path in relus} == {"no_weights"}
+    assert run.layer("Conv1").grad_status == "ok"
