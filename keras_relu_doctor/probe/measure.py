@@ -200,7 +200,7 @@ def _histograms(
     samples = [_sampled(flat, sample_size, positions) for flat in flats]
     dtype = tf.float32 if all(sample.dtype == tf.float32 for sample in samples) else tf.float64
     full = [i for i, sample in enumerate(samples) if sample.shape[0] == sample_size]
-    rest = [i for i in range(count) if i not in set(full)]
+    rest = [i for i, sample in enumerate(samples) if sample.shape[0] != sample_size]
     parts = []
     if full:
         matrix = tf.stack([tf.cast(samples[i], dtype) for i in full])
