@@ -103,12 +103,11 @@ def _report(
     color = output is None and output_format == "text" and _stdout_is_tty() and "NO_COLOR" not in os.environ
 
     def render(stream: TextIO) -> None:
-        stream = PrintableStream(stream)
         if output_format == "json":
-            write_json(result, stream)  # streamed: a report of many runs stays small in memory
+            write_json(result, stream)  # streamed, names made printable by write_json itself
         else:
             options = {"color": color} if output_format == "text" else {}
-            stream.write(RENDERERS[output_format](result, **options))
+            PrintableStream(stream).write(RENDERERS[output_format](result, **options))
 
     if output is None:
         _to_stdout(render)

@@ -37,7 +37,7 @@ from pathlib import Path
 from keras_relu_doctor.errors import BadOption, Interrupted
 from keras_relu_doctor.replay.grid import HEAD_LINEAR, RunSpec
 from keras_relu_doctor.replay.results import RunResult
-from keras_relu_doctor.replay.train import RUN_FILE, load_result
+from keras_relu_doctor.replay.train import RUN_FILE, configure_worker, load_result
 
 # Written at the top of a replay's logdir: marks it as ours, so a second replay may reuse it.
 MARKER_FILE = "replay.json"
@@ -155,8 +155,6 @@ def _train_in_worker(spec: RunSpec, logdir: str) -> RunResult:
 
 
 def _init_worker() -> None:
-    from keras_relu_doctor.replay.train import configure_worker
-
     # Ctrl-C reaches the whole process group: the parent stops the workers, which stay quiet.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
@@ -223,7 +221,7 @@ def _train(
 ) -> None:
     """Train ``todo`` into ``logdir``, adding each result to ``finished`` as it comes."""
     if todo and jobs == 1:
-        _init_worker_in_process()
+        configure_worker()
         for spec in todo:
             finished[spec.name] = _train_in_worker(spec, str(logdir))
             if on_done:
@@ -249,9 +247,3 @@ def _train(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-
-
-def _init_worker_in_process() -> None:
-    from keras_relu_doctor.replay.train import configure_worker
-
-    configure_worker()
