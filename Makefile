@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/callback_overhead.py
 	$(BIN)/python benchmarks/probe_cost.py
 	$(BIN)/python benchmarks/report_speed.py
+	$(BIN)/python benchmarks/resync_speed.py
 	$(BIN)/python benchmarks/probe_modes.py
 	$(BIN)/python benchmarks/real_networks_cost.py
 
