@@ -1,9 +1,12 @@
 """In-graph measurements on the probe batch: one compiled function per run.
 
-:func:`build_probe_function` makes one ``tf.function``: a forward pass that
-records every measured layer's output (and the input of its activation), the
+:func:`build_probe_function` makes one ``tf.function``: a forward pass over
+every probe sample that records every measured layer's output (and the input
+of its activation) for the per-unit liveness and the histograms; then the
 gradients of the compiled loss with respect to those outputs and to the
-trainable weights, the per-unit liveness, histograms and norms.
+trainable weights, on the first ``gradient_samples`` samples (a second
+forward pass when the probe holds more, so the first pass's outputs are
+freed rather than kept for a backward pass); and norms.
 :func:`write_probe` then writes the values as one event in TensorBoard's own
 formats, with the tags of :mod:`keras_relu_doctor.tags`: building protos in
 Python costs well under a millisecond, while ``tf.summary`` ops in the graph
@@ -58,6 +61,8 @@ class ProbeSettings:
     step_unit: str
     buckets: int = DEFAULT_BUCKETS
     mode: str = MODE_TRAINING
+    # Samples of the probe the gradients are taken on (the first ones); None: all.
+    gradient_samples: int | None = None
 
 def _dense(values: Any) -> tf.Tensor:
     # Embedding gradients arrive as IndexedSlices.
@@ -153,6 +158,24 @@ def _sampled(flat: tf.Tensor, sample_size: int, positions: dict[Any, tf.Tensor] 
     return tf.gather(flat, positions[length], axis=positions["axis"])
 
 
+@dataclass(frozen=True)
+class _Sample:
+    """A tensor's histogram sample (1-D, at most the sample size) and how many values the whole tensor holds."""
+
+    values: tf.Tensor
+    length: int | tf.Tensor
+
+
+def _sample(value: Any, sample_size: int, positions: dict[Any, tf.Tensor] | None = None) -> _Sample:
+    """``value``'s histogram sample (``positions`` as in :func:`_sampled`)."""
+    positions = {} if positions is None else positions
+    if "flat" not in positions:
+        positions["flat"] = tf.constant([-1])
+    flat = tf.reshape(_dense(value), positions["flat"])
+    length = int(flat.shape[0]) if flat.shape[0] is not None else tf.size(flat)
+    return _Sample(_sampled(flat, sample_size, positions), length)
+
+
 def _restore_order(parts: list[tf.Tensor], order: list[int]) -> tf.Tensor:
     return tf.gather(tf.concat(parts, 0), tf.constant(np.argsort(order), tf.int32))
 
@@ -175,11 +198,13 @@ def histogram_tensors(
     >>> histogram_tensors([tf.constant([0.0, 0.0, 1.0, 2.0])], 2).numpy()[0].tolist()
     [[0.0, 1.0, 2.0], [1.0, 2.0, 2.0]]
     """
-    return _histograms(values, buckets, sample_size, ranges)["histograms"]
+    positions: dict[Any, tf.Tensor] = {}
+    samples = [_sample(value, sample_size, positions) for value in values]
+    return _histograms(samples, buckets, sample_size, ranges)["histograms"]
 
 
 def _histograms(
-    values: list[tf.Tensor], buckets: int, sample_size: int, ranges: tf.Tensor | None
+    sampled: list[_Sample], buckets: int, sample_size: int, ranges: tf.Tensor | None
 ) -> dict[str, tf.Tensor]:
     """Histograms and, per tensor, estimates from its sample: NaN/Inf values, sum of squares, share of zeros.
 
@@ -193,11 +218,8 @@ def _histograms(
     input is bucketed in float32, anything else in float64; NaN/Inf go to an
     overflow bin per histogram that is dropped.
     """
-    bins, count = buckets + 1, len(values)  # the last bin of each histogram collects NaN/Inf
-    flat_shape = tf.constant([-1])
-    flats = [tf.reshape(_dense(value), flat_shape) for value in values]
-    positions: dict[Any, tf.Tensor] = {}
-    samples = [_sampled(flat, sample_size, positions) for flat in flats]
+    bins, count = buckets + 1, len(sampled)  # the last bin of each histogram collects NaN/Inf
+    samples = [item.values for item in sampled]
     dtype = tf.float32 if all(sample.dtype == tf.float32 for sample in samples) else tf.float64
     full = [i for i, sample in enumerate(samples) if sample.shape[0] == sample_size]
     rest = [i for i, sample in enumerate(samples) if sample.shape[0] != sample_size]
@@ -229,7 +251,7 @@ def _histograms(
     width = tf.where(tf.equal(spread, 0.0), tf.ones_like(spread), spread / buckets)
     indices = [part.bucket_indices(low, width, buckets) for part in parts]
     binned = tf.math.bincount(tf.concat(indices, 0), minlength=count * bins, maxlength=count * bins, dtype=tf.float64)
-    scale = _lengths(flats, tf.float64) / tf.maximum(length, 1.0)  # a sample stands for this many values
+    scale = _as_vector([item.length for item in sampled], tf.float64) / tf.maximum(length, 1.0)  # a sample stands for this many values
     total = counted * scale
     spread_counts = tf.reshape(binned, [count, bins])[:, :buckets] * scale[:, None]
     single_counts = tf.one_hot(buckets - 1, buckets, dtype=tf.float64)[None, :] * total[:, None]
@@ -281,9 +303,14 @@ class _Part:
 
 def _lengths(flats: list[tf.Tensor], dtype: tf.DType = tf.int32) -> tf.Tensor:
     """The lengths of 1-D tensors as one vector (a constant when all are static)."""
-    if all(flat.shape[0] is not None for flat in flats):
-        return tf.constant([int(flat.shape[0]) for flat in flats], dtype)
-    return tf.cast(tf.stack([tf.size(flat) for flat in flats]), dtype)
+    return _as_vector([int(flat.shape[0]) if flat.shape[0] is not None else tf.size(flat) for flat in flats], dtype)
+
+
+def _as_vector(lengths: list[int | tf.Tensor], dtype: tf.DType) -> tf.Tensor:
+    """Counts, Python ints or scalar tensors, as one vector (a constant when all are ints)."""
+    if all(isinstance(length, int) for length in lengths):
+        return tf.constant(lengths, dtype)
+    return tf.stack([tf.cast(length, dtype) for length in lengths])
 
 
 @dataclass
@@ -314,10 +341,10 @@ class ProbeLayout:
 
 @dataclass
 class _Histogram:
-    """One histogram to bucket: its tag, values, the layer it belongs to, and what else reads its sample."""
+    """One histogram to bucket: its tag, sample, the layer it belongs to, and what else reads its sample."""
 
     tag: str
-    values: tf.Tensor
+    sample: _Sample
     layer: int  # row of its layer among the reached ones
     exact_range: bool = False  # edges from the layer's liveness (activations), not the sample
     gradient: bool = False  # its NaN/Inf count adds to the layer's nonfinite_gradients
@@ -339,14 +366,26 @@ class _Collected:
     norms: list[tuple[str | None, list[int]]] = field(default_factory=list)
     parts: list[tuple[int, tf.Tensor]] = field(default_factory=list)
     ratios: list[tuple[str, int, int]] = field(default_factory=list)
+    positions: dict[Any, tf.Tensor] = field(default_factory=dict)  # sample indices per tensor length
 
     def scalars(self, tag_list: list[str], vector: tf.Tensor) -> None:
         if tag_list:
             self.blocks.append((list(tag_list), tf.reshape(tf.cast(vector, tf.float32), [-1])))
 
-    def histogram(self, histogram: _Histogram) -> int:
-        self.histograms.append(histogram)
+    def histogram(self, tag: str, values: Any, layer: int, *, exact_range: bool = False, gradient: bool = False) -> int:
+        """Sample ``values`` now (the tensor itself need not outlive this) for a histogram bucketed at the end."""
+        sample = _sample(values, HISTOGRAM_SAMPLE, self.positions)
+        self.histograms.append(_Histogram(tag, sample, layer, exact_range, gradient))
         return len(self.histograms) - 1
+
+    def measured(self) -> list[tf.Tensor]:
+        """Every tensor measured so far: what must be computed before the probe's tensors can be freed."""
+        return [
+            *(vector for _, vector in self.blocks),
+            *(record for _, _, record in self.units),
+            *(histogram.sample.values for histogram in self.histograms),
+            *(part for _, part in self.parts),
+        ]
 
     def norm(self, tag: str | None, tensors: list[Any], rows: list[int] = ()) -> int:
         """A norm over ``tensors``, each read once (``l2_loss``, half the sum of squares)."""
@@ -381,7 +420,7 @@ def build_probe_function(
     ``nonfinite`` (one value per measured layer, in ``entries`` order),
     ``measured`` (1.0 where a layer's output was reached) and ``loss``.
 
-    Its cost is close to the forward and backward pass it contains: a layer's
+    Its cost is close to the forward and backward passes it contains: a layer's
     output is read twice (its largest and smallest value per sample and unit,
     from which every per-unit statistic follows), each gradient once (its sum
     of squares), and histograms are bucketed on samples of
@@ -410,6 +449,7 @@ def build_probe_function(
     # every Keras call it traces costs seconds.
     @tf.function(reduce_retracing=True, autograph=False)
     def probe(x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
+        # The forward pass over every probe sample: liveness, activations, the loss.
         with tf.GradientTape() as tape, keras.StatelessScope():
             with recording(entries, tape, batch_statistics=batch_statistics) as trace:
                 y_pred = model(x, training=False)
@@ -417,24 +457,19 @@ def build_probe_function(
         _fill_graph(layout, entries, trace, y_pred)
         records = trace.records
         reached = [entry for entry in measured_entries if records[entry.path].output is not None]
-        outputs = [records[entry.path].output for entry in reached]
-        weight_sources = [_tf_variable(v) for entry in reached for _, v in entry.weights]
-        gradients: list[Any] = [None] * (len(weight_sources) + len(outputs))
-        if loss_fn is not None and gradients:
-            gradients = tape.gradient(
-                loss, weight_sources + outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
-        weight_grads = iter(gradients[: len(weight_sources)])
-        output_grads = gradients[len(weight_sources) :]
-
         collected = _Collected()
         if loss_fn is not None:
             collected.scalars([tags.PROBE_LOSS], loss)
-        units = _measure_units(reached, outputs, settings.tolerance, collected)
+        units = _measure_units(reached, [records[entry.path].output for entry in reached], settings.tolerance, collected)
+        for index, entry in enumerate(reached):
+            _measure_outputs(entry, records[entry.path], index, collected)
+        weight_grads, output_grads = _gradients(
+            model, entries, reached, settings, (loss_fn, loss, tape, trace), (x, y, sample_weight), collected
+        )
         for index, (entry, output_grad) in enumerate(zip(reached, output_grads)):
             grads = [next(weight_grads) for _ in entry.weights]
             previous = previous_weights.get(entry.path, [])
-            _measure_layer(entry, records[entry.path], index, grads, output_grad, previous, collected)
+            _measure_weights(entry, index, grads, output_grad, previous, collected)
         result = _finish(collected, [entry.path for entry in reached], units["ranges"], settings)
         layout.histogram_tags[:] = [histogram.tag for histogram in collected.histograms]
         layout.scalar_tags[:] = [tag for tag_list, _ in collected.blocks for tag in tag_list]
@@ -454,6 +489,48 @@ def build_probe_function(
         }
 
     return probe, layout
+
+
+def _gradients(
+    model: keras.Model,
+    entries: list[LayerEntry],
+    reached: list[LayerEntry],
+    settings: ProbeSettings,
+    forward: tuple[Any, tf.Tensor, tf.GradientTape, Trace],
+    batch: tuple[Any, Any, Any],
+    collected: _Collected,
+) -> tuple[Iterator[Any], list[Any]]:
+    """The gradients of the loss for ``reached`` layers' weights (an iterator, in layer order) and outputs.
+
+    On at most ``settings.gradient_samples`` samples, the first of the probe:
+    where the probe holds more, a second forward pass over those runs once
+    everything measured on the first pass is computed (``collected``), so the
+    first pass's layer outputs are freed instead of being kept for the
+    backward pass, and memory follows the gradient samples, not the probe.
+    All None without a loss.
+    """
+    loss_fn, loss, tape, trace = forward
+    sources = [_tf_variable(v) for entry in reached for _, v in entry.weights]
+    if loss_fn is None or not reached:
+        return iter([None] * len(sources)), [None] * len(reached)
+    x, y, sample_weight = batch
+    limit = settings.gradient_samples
+    samples = keras.tree.flatten(x)[0].shape[0]
+    if limit is not None and (samples is None or samples > limit):
+        with tf.control_dependencies(collected.measured() + [loss]):
+            x, y, sample_weight = (
+                None if part is None else keras.tree.map_structure(lambda t: tf.identity(t[:limit]), part)
+                for part in (x, y, sample_weight)
+            )
+        with tf.GradientTape() as tape, keras.StatelessScope():
+            with recording(entries, tape, batch_statistics=settings.mode == MODE_TRAINING) as trace:
+                y_pred = model(x, training=False)
+            loss = loss_fn(y, y_pred, sample_weight)
+    outputs = [trace.records[entry.path].output for entry in reached]
+    targets = [output for output in outputs if output is not None]
+    found = iter(tape.gradient(loss, sources + targets, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+    weight_grads = [next(found) for _ in sources]
+    return iter(weight_grads), [None if output is None else next(found) for output in outputs]
 
 
 def _measure_units(
@@ -503,7 +580,7 @@ def _measure_units(
     for slot, (record, active) in enumerate(zip(split(records, 1), split(live["active_fraction"]))):
         path = reached[order[slot]].path
         collected.units.append((tags.tag(path, tags.UNITS), path, record))
-        collected.histogram(_Histogram(tags.tag(path, tags.UNIT_ACTIVITY), active, order[slot]))
+        collected.histogram(tags.tag(path, tags.UNIT_ACTIVITY), active, order[slot])
     paths = [entry.path for entry in reached]
     collected.scalars([tags.tag(p, tags.DEAD_FRACTION) for p in paths], dead_fraction)
     collected.scalars([tags.tag(p, tags.NEAR_DEAD_FRACTION) for p in paths], near_dead)
@@ -515,32 +592,34 @@ def _units(per_sample: tf.Tensor) -> int | tf.Tensor:
     return int(per_sample.shape[1]) if per_sample.shape[1] is not None else tf.shape(per_sample)[1]
 
 
-def _measure_layer(
+def _measure_outputs(entry: LayerEntry, record: Record, index: int, collected: _Collected) -> None:
+    """Add one layer's output (and pre-activation) histograms; ``index`` is its row among the reached layers."""
+    collected.histogram(tags.tag(entry.path, tags.ACTIVATIONS), record.output, index, exact_range=True)
+    if record.preactivation is not None and not record.preactivation_is_measured:
+        collected.histogram(tags.tag(entry.path, tags.PREACTIVATIONS), record.preactivation, index)
+
+
+def _measure_weights(
     entry: LayerEntry,
-    record: Record,
     index: int,
     weight_grads: list[tf.Tensor | None],
     output_grad: tf.Tensor | None,
     previous: list[tf.Variable],
     collected: _Collected,
 ) -> None:
-    """Add one layer's histograms, sums of squares for its norms, and update ratio to ``collected``.
+    """Add one layer's gradient histograms, sums of squares for its norms, and update ratio to ``collected``.
 
     Gradients are None when the model has no loss to differentiate: then no
     gradient value is written at all (not zeros). ``index`` is the layer's
     row among the reached layers.
     """
     path = entry.path
-    collected.histogram(_Histogram(tags.tag(path, tags.ACTIVATIONS), record.output, index, exact_range=True))
-    if record.preactivation is not None and not record.preactivation_is_measured:
-        collected.histogram(_Histogram(tags.tag(path, tags.PREACTIVATIONS), record.preactivation, index))
-    has_gradients = output_grad is not None
-    if has_gradients:
+    if output_grad is not None:
         rows = [
-            collected.histogram(_Histogram(tags.gradient_tag(path, name), grad, index, gradient=True))
+            collected.histogram(tags.gradient_tag(path, name), grad, index, gradient=True)
             for (name, _), grad in zip(entry.weights, weight_grads)
         ]
-        row = collected.histogram(_Histogram(tags.tag(path, tags.OUTPUT_GRADIENT), output_grad, index, gradient=True))
+        row = collected.histogram(tags.tag(path, tags.OUTPUT_GRADIENT), output_grad, index, gradient=True)
         collected.norm(tags.tag(path, tags.OUTPUT_GRAD_NORM), [output_grad], [row])
         if entry.weights:
             collected.norm(tags.tag(path, tags.GRAD_NORM), weight_grads, rows)
@@ -573,7 +652,7 @@ def _finish(collected: _Collected, paths: list[str], ranges: tf.Tensor, settings
     padded = tf.concat([tf.cast(ranges, tf.float64), tf.fill([1, 2], tf.cast(np.nan, tf.float64))], 0)
     range_rows = tf.constant([h.layer if h.exact_range else layers for h in histograms], tf.int32)
     bucketed = _histograms(
-        [h.values for h in histograms], settings.buckets, HISTOGRAM_SAMPLE, tf.gather(padded, range_rows)
+        [h.sample for h in histograms], settings.buckets, HISTOGRAM_SAMPLE, tf.gather(padded, range_rows)
     )
     squares = _norm_squares(collected, bucketed["squares"])
     written = [(index, tag) for index, (tag, _) in enumerate(collected.norms) if tag is not None]

@@ -203,6 +203,7 @@ def test_probe_that_does_not_fit_the_model_fails_at_train_begin(keras_mod, regre
         ({"update_freq": "batch"}, r"`update_freq` must be 'epoch' or a positive integer"),
         ({"dead_threshold": 1.5}, r"`dead_threshold` must be a share between 0 and 1"),
         ({"probe_size": 0}, r"`probe_size` must be None or a positive integer"),
+        ({"gradient_samples": 2.5}, r"`gradient_samples` must be None or a positive integer"),
         ({"probe_data": np.zeros((4, 4))}, r"`probe_data` must be a tuple \(x, y\)"),
         ({"probe_data": (np.zeros((4, 4)), None)}, r"`probe_data` needs targets y"),
     ],
