@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,39 +17,31 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from keras_relu_doctor.replay.grid import ReplayOptions, RunSpec
     from keras_relu_doctor.replay.results import RunResult
-    from keras_relu_doctor.replay.summary import ReplaySummary
 
 EXIT_BAD_INPUT = 2
 WIDTH_WHEN_PIPED = 180
 
 
-def _print_tables(console: Console, summary: ReplaySummary) -> None:
+def _print_tables(console: Console, summary: Any) -> None:
+    """Each of the summary's tables; its first column (setting names) never wraps."""
     from rich.table import Table
 
-    from keras_relu_doctor.replay.summary import CLAIM_COLUMNS, SETTING_COLUMNS, claim_cells, setting_cells
-
-    settings = Table(
-        title="Replay, one row per setting: seeds where units died, mean share of dead hidden units, "
-        "the report's gradients and verdict",
-        title_justify="left",
-    )
-    for column in SETTING_COLUMNS:
-        settings.add_column(column, no_wrap=column == "setting", overflow="fold")
-    for row in summary.settings:
-        settings.add_row(*setting_cells(row))
-    claims = Table(title="The article's claims", title_justify="left", show_lines=True)
-    for column in CLAIM_COLUMNS:
-        claims.add_column(column, overflow="fold")
-    for claim in summary.claims:
-        claims.add_row(*claim_cells(claim))
-    console.print(settings)
-    console.print(claims)
+    for index, (title, columns, rows) in enumerate(summary.tables()):
+        table = Table(title=title, title_justify="left", show_lines=index > 0)
+        for number, column in enumerate(columns):
+            table.add_column(column, no_wrap=number == 0 and index == 0, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
 
 
 @click.command("replay")
 @click.argument("logdir", type=click.Path(file_okay=False, path_type=str), required=False)
+@click.option("--experiment", type=click.Choice(["dying", "deep-stack"]), default="dying", show_default=True,
+              help="dying: the synthetic (-1, 0) experiment of 'Is ReLU Dead?'; deep-stack: stacked conv blocks "
+                   "(vanishing and exploding gradients, BatchNorm, shortcuts, clipping).")
 @click.option("--preset", metavar="[quick|full]", default="quick", show_default=True,
-              help="quick (136 runs, ~3 min on 2 cores) or full (200,000 samples, hours).")
+              help="quick (dying: 136 runs, ~3 min on 2 cores; deep-stack: 42 runs) or full (hours).")
 @click.option("--only", "only", default=None, metavar="PATTERN", help="Settings to run: a glob (relu-he_*-d1) or a substring (selu).")
 @click.option("--seeds", type=int, default=None, help="Seeds per setting (default: the preset's).")
 @click.option("--epochs", type=int, default=None, help="Epochs per run (default: the preset's).")
@@ -59,12 +51,13 @@ def _print_tables(console: Console, summary: ReplaySummary) -> None:
     type=click.Choice(["linear", "random-labels"]),
     default="linear",
     show_default=True,
-    help="linear: a fixed learnable function of x; random-labels: 0/1 labels independent of x.",
+    help="dying only. linear: a fixed learnable function of x; random-labels: 0/1 labels independent of x.",
 )
 @click.option("--jobs", type=int, default=None, help="Parallel training processes (default: the number of cores).")
 @click.option("--list", "list_only", is_flag=True, help="Print the setting names of the grid and exit.")
 def replay(
     logdir: str | None,
+    experiment: str,
     preset: str,
     only: str | None,
     seeds: int | None,
@@ -74,11 +67,13 @@ def replay(
     jobs: int | None,
     list_only: bool,
 ) -> None:
-    """Replay the synthetic (-1, 0) experiment into LOGDIR and test the article's claims.
+    """Replay an article's experiment into LOGDIR and test its claims.
 
-    Each run trains with ReluDoctor and Keras' TensorBoard callback into
-    LOGDIR/<run>/ (model.keras, run.json, events); the comparison and claims
-    tables are printed and written to LOGDIR/summary.md and summary.json.
+    --experiment dying (the default) replays the synthetic (-1, 0) experiment of
+    "Is ReLU Dead?"; deep-stack, the LeNet experiments on vanishing and exploding
+    gradients. Each run trains with ReluDoctor and Keras' TensorBoard callback
+    into LOGDIR/<run>/ (model.keras, run.json, events); the comparison and
+    claims tables are printed and written to LOGDIR/summary.md and summary.json.
 
     Example: relu-doctor replay logs/replay --preset quick --jobs 2
     """
@@ -94,12 +89,12 @@ def replay(
     errors = Console(stderr=True)
     try:
         if list_only:
-            for spec in ReplayOptions(preset, only, seeds=1, target=target).grid():
+            for spec in ReplayOptions(preset, only, seeds=1, target=target, experiment=experiment).grid():
                 console.print(spec.setting, highlight=False)
             return
         if logdir is None:
             raise click.UsageError("missing LOGDIR: the folder the runs are written to")
-        options = ReplayOptions(preset, only, seeds, epochs, samples, target)
+        options = ReplayOptions(preset, only, seeds, epochs, samples, target, experiment)
         summary = _replay_with_progress(errors, logdir, options, jobs)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor replay: {error}", err=True)
@@ -109,7 +104,7 @@ def replay(
     console.print(f"Browse the runs: tensorboard --logdir {logdir}", highlight=False)
 
 
-def _replay_with_progress(errors: Console, logdir: str, options: ReplayOptions, jobs: int | None) -> ReplaySummary:
+def _replay_with_progress(errors: Console, logdir: str, options: ReplayOptions, jobs: int | None) -> Any:
     """``run_replay`` under a rich progress bar (on stderr, so stdout holds the tables)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

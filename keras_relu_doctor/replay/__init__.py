@@ -11,5 +11,10 @@ Stages, left to right, each a module with one job:
 - :mod:`~keras_relu_doctor.replay.summary`: the report's verdicts, the tables, ``summary.md/json``;
 - :mod:`~keras_relu_doctor.replay.experiment`: ``run_replay``, all of the above in order.
 
+:mod:`~keras_relu_doctor.replay.experiments` names the experiments ``run_replay``
+can run: this one (``dying``) and :mod:`~keras_relu_doctor.replay.deep_stack`
+(``deep-stack``: vanishing and exploding gradients in stacked conv blocks), whose
+modules have the same jobs.
+
 Importing this package does not import TensorFlow.
 """

@@ -177,7 +177,7 @@ def _judge_claim(parts: Sequence[PartResult]) -> str:
     return PARTLY
 
 
-def _claim(
+def judge_claim(
     number: int,
     text: str,
     groups: Sequence[tuple[str, Sequence[RunResult], Check]],
@@ -254,7 +254,7 @@ def _claims_of_one_head(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]
 
     base_died = sum(run.died for run in dying_d1)
     return (
-        _claim(
+        judge_claim(
             1,
             "ReLU, random init, 1 and 3 layers: gradients and outputs are 0 for all epochs; loss is flat",
             [
@@ -264,7 +264,7 @@ def _claims_of_one_head(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]
             ],
             key="dead at the last epoch",
         ),
-        _claim(
+        judge_claim(
             2,
             "More data, Dropout, more layers, more epochs: no help (units still die)",
             [
@@ -275,7 +275,7 @@ def _claims_of_one_head(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]
             ],
             note=f"the 1-layer model itself died in {base_died}/{len(dying_d1)} runs" if dying_d1 else "",
         ),
-        _claim(
+        judge_claim(
             3,
             "ReLU with he_normal/he_uniform/lecun_normal/lecun_uniform/random_uniform: "
             "slight improvement at first, then gradients go to 0",
@@ -285,7 +285,7 @@ def _claims_of_one_head(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]
             ],
             key="dead or gradients gone at the last epoch",
         ),
-        _claim(
+        judge_claim(
             4,
             "ReLU with negative init U(-1, 0): alive at first, outputs collapse to 0 as epochs go on",
             [
@@ -294,7 +294,7 @@ def _claims_of_one_head(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]
             ],
             key="dead at the last epoch",
         ),
-        _claim(
+        judge_claim(
             5,
             "tanh, sigmoid, LeakyReLU: no dead units, but gradients vanish; the model still learns slowly",
             [
@@ -303,7 +303,7 @@ def _claims_of_one_head(results: Sequence[RunResult]) -> tuple[ClaimResult, ...]
                 ("learns (loss below 90% of baseline)", others, learns),
             ],
         ),
-        _claim(
+        judge_claim(
             6,
             "SELU + lecun_normal + AlphaDropout: gradients move away from 0, outputs non-zero; best of all",
             [

@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import Any
 from pathlib import Path
 
 from keras_relu_doctor.replay.grid import ReplayOptions, RunSpec
 from keras_relu_doctor.replay.results import RunResult
 from keras_relu_doctor.replay.runner import run_grid
 from keras_relu_doctor.replay.train import save_result
-from keras_relu_doctor.replay.summary import ReplaySummary, attach_report, build_summary, write_summary
+from keras_relu_doctor.replay.experiments import experiment_named
+from keras_relu_doctor.replay.summary import ReplaySummary, write_summary
 
 
 def run_replay(
@@ -31,19 +33,23 @@ def run_replay(
     jobs: int | None = None,
     on_start: Callable[[Sequence[RunSpec]], None] | None = None,
     on_done: Callable[[RunResult, bool], None] | None = None,
-) -> ReplaySummary:
+) -> ReplaySummary | Any:
     """Train the grid into ``logdir``, read it back with the report, write the summaries.
 
     ``jobs`` worker processes (default: one per core). ``on_start(grid)`` (once the
     logdir is checked) and ``on_done(result, reused)`` let a caller show progress.
     """
     grid = options.grid()
+    experiment = experiment_named(options.experiment)
     recorded = {**asdict(options), "runs": len(grid)}
-    results = run_grid(grid, logdir, jobs=jobs, options=recorded, on_start=on_start, on_done=on_done)
-    attached = attach_report(results, Path(logdir))
+    if "target" not in experiment.options:
+        recorded.pop("target")
+    results = run_grid(grid, logdir, jobs=jobs, options=recorded, experiment=experiment, on_start=on_start,
+                       on_done=on_done)  # fmt: skip
+    attached = experiment.attach_report(results, Path(logdir))
     for before, result in zip(results, attached):  # each run's result.json gets the report's reading too
         if result != before:  # a reused run already has it: its file is left as it was
             save_result(result, Path(logdir) / result.spec.name)
-    summary = build_summary(attached, recorded)
+    summary = experiment.build_summary(attached, recorded)
     write_summary(summary, logdir)
     return summary

@@ -18,7 +18,8 @@ with the article's, where the output unit uses the activation too.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from keras_relu_doctor.errors import BadOption
 
@@ -201,9 +202,18 @@ class ReplayOptions:
     epochs: int | None = None
     samples: int | None = None
     target: str = "linear"
+    experiment: str = "dying"
 
-    def grid(self) -> tuple[RunSpec, ...]:
-        return build_grid(**asdict(self))
+    def grid(self) -> tuple[Any, ...]:
+        """The runs of this replay's experiment (``RunSpec`` for ``dying``)."""
+        from keras_relu_doctor.replay.experiments import experiment_named
+
+        chosen = experiment_named(self.experiment)
+        extra = {"target": self.target} if "target" in chosen.options else {}
+        if not extra and self.target != "linear":
+            raise BadOption(f"--target applies to --experiment dying only, not {self.experiment}")
+        return chosen.build_grid(self.preset, only=self.only, seeds=self.seeds, epochs=self.epochs,
+                                 samples=self.samples, **extra)  # fmt: skip
 
 
 def build_grid(

@@ -35,6 +35,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from keras_relu_doctor.errors import BadOption, Interrupted
+from keras_relu_doctor.replay.experiments import DEFAULT_EXPERIMENT, EXPERIMENTS, Experiment
 from keras_relu_doctor.replay.grid import HEAD_LINEAR, RunSpec
 from keras_relu_doctor.replay.results import RunResult
 from keras_relu_doctor.replay.train import RUN_FILE, configure_worker, load_result
@@ -43,6 +44,7 @@ from keras_relu_doctor.replay.train import RUN_FILE, configure_worker, load_resu
 MARKER_FILE = "replay.json"
 # Held (flock) by the replay writing to a logdir; holds its PID for the message to a second one.
 LOCK_FILE = "replay.lock"
+DYING = EXPERIMENTS[DEFAULT_EXPERIMENT]
 WATCHDOG_SECONDS = 1.0  # how often a worker checks that its parent is alive
 
 
@@ -54,7 +56,9 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def prepare_logdir(logdir: Path, grid: Sequence[RunSpec], options: dict[str, object]) -> dict[str, RunResult]:
+def prepare_logdir(
+    logdir: Path, grid: Sequence[RunSpec], options: dict[str, object], experiment: Experiment = DYING
+) -> dict[str, RunResult]:
     """Check ``logdir`` can take this grid; return the runs already finished there.
 
     A run cut short by an interrupt (no readable result, and settings that are
@@ -63,20 +67,26 @@ def prepare_logdir(logdir: Path, grid: Sequence[RunSpec], options: dict[str, obj
     settings, is an error that says what to do.
     """
     check_logdir(logdir)
+    marked = _read_json(logdir / MARKER_FILE)
+    if marked is not None and marked.get("experiment", DYING.name) != experiment.name:
+        raise BadOption(
+            f"LOGDIR {str(logdir)!r} holds the {marked.get('experiment', DYING.name)!r} replay, not"
+            f" {experiment.name!r}: pass another LOGDIR"
+        )
     finished: dict[str, RunResult] = {}
     for spec in grid:
         run_dir = logdir / spec.name
         if not run_dir.exists():
             continue
         saved = _read_json(run_dir / RUN_FILE)
-        if saved is not None:
+        if saved is not None and isinstance(spec, RunSpec):
             saved.setdefault("head", HEAD_LINEAR)  # runs written before the head was a setting
         if saved is not None and {key: value for key, value in saved.items() if key != "schema"} != asdict(spec):
             raise BadOption(
                 f"run {spec.name!r} in {str(logdir)!r} was trained with other settings: "
                 "pass a new LOGDIR (or the options used then)"
             )
-        result = _load_finished(run_dir)
+        result = _load_finished(run_dir, experiment.result_type)
         if result is None:
             shutil.rmtree(run_dir)  # cut short: trained again below
             continue
@@ -107,9 +117,9 @@ def _read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _load_finished(run_dir: Path) -> RunResult | None:
+def _load_finished(run_dir: Path, result_type: type) -> RunResult | None:
     try:
-        return load_result(run_dir)
+        return load_result(run_dir, result_type)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # a result file cut short: the run did not finish
 
@@ -148,10 +158,8 @@ def locked(logdir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _train_in_worker(spec: RunSpec, logdir: str) -> RunResult:
-    from keras_relu_doctor.replay.train import train_run
-
-    return train_run(spec, logdir)
+def _train_in_worker(spec: RunSpec, logdir: str, experiment: str = DYING.name) -> RunResult:
+    return EXPERIMENTS[experiment].train(spec, logdir)
 
 
 def _init_worker() -> None:
@@ -176,6 +184,7 @@ def run_grid(
     *,
     jobs: int | None = None,
     options: dict[str, object] | None = None,
+    experiment: Experiment = DYING,
     on_start: Callable[[Sequence[RunSpec]], None] | None = None,
     on_done: Callable[[RunResult, bool], None] | None = None,
 ) -> tuple[RunResult, ...]:
@@ -190,7 +199,7 @@ def run_grid(
     logdir = Path(logdir)
     check_logdir(logdir)  # before the lock file is created in it
     with locked(logdir):
-        finished = prepare_logdir(logdir, grid, options or {})
+        finished = prepare_logdir(logdir, grid, {**(options or {}), "experiment": experiment.name}, experiment)
         if on_start:
             on_start(grid)
         for result in finished.values():
@@ -198,7 +207,7 @@ def run_grid(
                 on_done(result, True)
         todo = [spec for spec in grid if spec.name not in finished]
         try:
-            _train(todo, logdir, jobs, finished, on_done)
+            _train(todo, logdir, jobs, finished, on_done, experiment.name)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted: {len(finished)} of {len(grid)} runs are finished and kept in {str(logdir)!r};"
@@ -218,12 +227,13 @@ def _train(
     jobs: int,
     finished: dict[str, RunResult],
     on_done: Callable[[RunResult, bool], None] | None,
+    experiment: str = DYING.name,
 ) -> None:
     """Train ``todo`` into ``logdir``, adding each result to ``finished`` as it comes."""
     if todo and jobs == 1:
         configure_worker()
         for spec in todo:
-            finished[spec.name] = _train_in_worker(spec, str(logdir))
+            finished[spec.name] = _train_in_worker(spec, str(logdir), experiment)
             if on_done:
                 on_done(finished[spec.name], False)
         return
@@ -232,7 +242,7 @@ def _train(
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_init_worker)
     try:
-        pending: set[Future[RunResult]] = {pool.submit(_train_in_worker, spec, str(logdir)) for spec in todo}
+        pending: set[Future[RunResult]] = {pool.submit(_train_in_worker, spec, str(logdir), experiment) for spec in todo}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)  # each result as it comes
             for future in done:

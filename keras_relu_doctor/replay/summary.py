@@ -51,11 +51,11 @@ class SettingRow:
     verdict: str
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean_of(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def _most_common(values: Sequence[str]) -> str:
+def most_common(values: Sequence[str]) -> str:
     counts = Counter(value or "n/a" for value in values)
     value, count = counts.most_common(1)[0]
     return value if count == len(values) else f"{value} {count}/{len(values)}"
@@ -71,21 +71,26 @@ def summarize(results: Sequence[RunResult]) -> tuple[SettingRow, ...]:
             setting=setting,
             runs=len(runs),
             died=f"{sum(run.died for run in runs)}/{len(runs)}",
-            dead_first=round(_mean([network_dead_fraction(run.dead_first) for run in runs]), 3),
-            dead_last=round(_mean([network_dead_fraction(run.dead_last) for run in runs]), 3),
-            gradients=_most_common([run.gradient_status for run in runs]),
-            train_loss=round(_mean([run.train_loss[-1] for run in runs]), 4),
-            val_loss=round(_mean([run.val_loss[-1] for run in runs]), 4),
-            baseline_val_loss=round(_mean([run.baseline_val_loss for run in runs]), 4),
-            verdict=_most_common([run.verdict for run in runs]),
+            dead_first=round(mean_of([network_dead_fraction(run.dead_first) for run in runs]), 3),
+            dead_last=round(mean_of([network_dead_fraction(run.dead_last) for run in runs]), 3),
+            gradients=most_common([run.gradient_status for run in runs]),
+            train_loss=round(mean_of([run.train_loss[-1] for run in runs]), 4),
+            val_loss=round(mean_of([run.val_loss[-1] for run in runs]), 4),
+            baseline_val_loss=round(mean_of([run.baseline_val_loss for run in runs]), 4),
+            verdict=most_common([run.verdict for run in runs]),
         )
         for setting, runs in groups.items()
     )
 
 
-def _run_name(report_run: str) -> str:
+def reports_by_run(logdir: str | Path) -> dict[str, Any]:
+    """The report of each run's callback folder (``<run>/train``), by run name."""
+    from keras_relu_doctor.report import build_report
+
+    # Only the callbacks' "train" folders: "validation" holds Keras' loss curves alone.
+    report = build_report(str(logdir), run_glob=f"*/{TRAIN_SUBDIR}")
     # The report names a run by its folder under the logdir: "<run>/train".
-    return report_run.split("/")[0]
+    return {run_report.run.split("/")[0]: run_report for run_report in report.runs}
 
 
 # Worst first: a hidden layer with no gradient matters more than a healthy head.
@@ -109,11 +114,7 @@ def hidden_gradient_status(layers: Sequence[Any], head: str = "linear") -> str:
 
 def attach_report(results: Sequence[RunResult], logdir: str | Path) -> tuple[RunResult, ...]:
     """The results with the report's verdict, gradient status and problems filled in."""
-    from keras_relu_doctor.report import build_report
-
-    # Only the callbacks' "train" folders: "validation" holds Keras' loss curves alone.
-    report = build_report(str(logdir), run_glob=f"*/{TRAIN_SUBDIR}")
-    by_name = {_run_name(run_report.run): run_report for run_report in report.runs}
+    by_name = reports_by_run(logdir)
     attached = []
     for run in results:
         run_report = by_name.get(run.spec.name)
@@ -199,6 +200,14 @@ class ReplaySummary:
             "claims": claims,
             "runs": runs,
         }
+
+    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:
+        """(title, columns, rows) of each table, as the terminal shows them."""
+        return [
+            ("Replay, one row per setting: seeds where units died, mean share of dead hidden units, "
+             "the report's gradients and verdict", SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
+            ("The article's claims", CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
+        ]  # fmt: skip
 
     def to_markdown(self) -> str:
         return "\n".join(

@@ -72,20 +72,52 @@ def _import_tensorflow_quietly() -> Any:
     return tf
 
 
+def start_run(spec: Any, logdir: str | os.PathLike[str]) -> Path:
+    """Make the run's folder with its ``run.json``, and a fresh Keras session seeded with the run's seed."""
+    import keras
+
+    run_dir = Path(logdir) / spec.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_FILE).write_text(json.dumps({"schema": SCHEMA_VERSION, **asdict(spec)}, indent=2) + "\n")
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(spec.seed)
+    return run_dir
+
+
+def fit_and_save(
+    model: Any, spec: Any, run_dir: Path, data: Any, probe: tuple[Any, Any], extra: tuple[Any, ...] = (), **doctor: Any
+) -> Any:
+    """``fit`` on ``data``'s split with Keras' TensorBoard callback (loss curves) and ReluDoctor
+    (outputs, gradients, dead units) logging into ``run_dir``; save the model; return the history."""
+    import keras
+
+    from keras_relu_doctor import ReluDoctor
+
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.TensorBoard(str(run_dir)),
+            ReluDoctor(str(run_dir), probe_data=probe, on_dead="ignore", **doctor),
+            *extra,
+        ],
+    )
+    model.save(run_dir / MODEL_FILE)
+    return history
+
+
 def train_run(spec: RunSpec, logdir: str | os.PathLike[str]) -> RunResult:
     """Train ``spec`` into ``<logdir>/<spec.name>/`` and return what it measured."""
     import keras
 
-    from keras_relu_doctor import ReluDoctor
     from keras_relu_doctor.replay.model import TOLERANCE, build_model, dead_fractions, hidden_outputs
 
     started = time.perf_counter()
-    run_dir = Path(logdir) / spec.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_FILE).write_text(json.dumps({"schema": SCHEMA_VERSION, **asdict(spec)}, indent=2) + "\n")
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(spec.seed)
+    run_dir = start_run(spec, logdir)
     data = make_data(spec.samples, target=spec.target, data_seed=spec.data_seed)
     x_probe, y_probe = data.probe(spec.probe_samples)
     model = build_model(spec)
@@ -97,21 +129,7 @@ def train_run(spec: RunSpec, logdir: str | os.PathLike[str]) -> RunResult:
             dead_fractions(model, x_probe, probe_model=probe_model)
         )
     )
-    history = model.fit(
-        data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
-        epochs=spec.epochs,
-        batch_size=spec.batch_size,
-        verbose=0,
-        callbacks=[
-            # Loss curves; the output and gradient histograms are ReluDoctor's.
-            keras.callbacks.TensorBoard(str(run_dir)),
-            ReluDoctor(str(run_dir), probe_data=(x_probe, y_probe), tolerance=TOLERANCE, on_dead="ignore"),
-            recorder,
-        ],
-    )
-    model.save(run_dir / MODEL_FILE)
+    history = fit_and_save(model, spec, run_dir, data, (x_probe, y_probe), (recorder,), tolerance=TOLERANCE)
     result = RunResult(
         spec=spec,
         dead_first=per_epoch[0],
@@ -125,7 +143,7 @@ def train_run(spec: RunSpec, logdir: str | os.PathLike[str]) -> RunResult:
     return result
 
 
-def save_result(result: RunResult, run_dir: str | os.PathLike[str]) -> None:
+def save_result(result: Any, run_dir: str | os.PathLike[str]) -> None:
     """Write ``result.json`` whole or not at all (a temporary file renamed over it)."""
     path = Path(run_dir) / RESULT_FILE
     partial = path.with_suffix(".json.partial")
@@ -133,9 +151,9 @@ def save_result(result: RunResult, run_dir: str | os.PathLike[str]) -> None:
     os.replace(partial, path)
 
 
-def load_result(run_dir: str | os.PathLike[str]) -> RunResult | None:
-    """The result a finished run left in its folder; None if it did not finish."""
+def load_result(run_dir: str | os.PathLike[str], result_type: type = RunResult) -> Any:
+    """The result a finished run left in its folder (a ``result_type``); None if it did not finish."""
     path = Path(run_dir) / RESULT_FILE
     if not path.is_file():
         return None
-    return RunResult.from_dict(json.loads(path.read_text()))
+    return result_type.from_dict(json.loads(path.read_text()))
