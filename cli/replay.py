@@ -37,11 +37,13 @@ def _print_tables(console: Console, summary: Any) -> None:
 
 @click.command("replay")
 @click.argument("logdir", type=click.Path(file_okay=False, path_type=str), required=False)
-@click.option("--experiment", type=click.Choice(["dying", "deep-stack"]), default="dying", show_default=True,
+@click.option("--experiment", type=click.Choice(["dying", "deep-stack", "spikes"]), default="dying",
+              show_default=True,
               help="dying: the synthetic (-1, 0) experiment of 'Is ReLU Dead?'; deep-stack: stacked conv blocks "
-                   "(vanishing and exploding gradients, BatchNorm, shortcuts, clipping).")
+                   "(vanishing and exploding gradients, BatchNorm, shortcuts, clipping); spikes: loss spikes that "
+                   "leave dead units (max against average pooling, and the remedies).")
 @click.option("--preset", metavar="[quick|full]", default="quick", show_default=True,
-              help="quick (dying: 136 runs, ~3 min on 2 cores; deep-stack: 42 runs) or full (hours).")
+              help="quick (dying: 136 runs, ~3 min on 2 cores; deep-stack: 42 runs, ~6 min; spikes: 14 runs, ~1 min) or full (hours).")
 @click.option("--only", "only", default=None, metavar="PATTERN", help="Settings to run: a glob (relu-he_*-d1) or a substring (selu).")
 @click.option("--seeds", type=int, default=None, help="Seeds per setting (default: the preset's).")
 @click.option("--epochs", type=int, default=None, help="Epochs per run (default: the preset's).")
@@ -71,7 +73,7 @@ def replay(
 
     --experiment dying (the default) replays the synthetic (-1, 0) experiment of
     "Is ReLU Dead?"; deep-stack, the LeNet experiments on vanishing and exploding
-    gradients. Each run trains with ReluDoctor and Keras' TensorBoard callback
+    gradients; spikes, loss spikes that leave dead units behind. Each run trains with ReluDoctor and Keras' TensorBoard callback
     into LOGDIR/<run>/ (model.keras, run.json, events); the comparison and
     claims tables are printed and written to LOGDIR/summary.md and summary.json.
 

@@ -5,10 +5,13 @@
 - ``dying``: the synthetic (-1, 0) experiment of "Is ReLU Dead?" (the default);
 - ``deep-stack``: stacked conv blocks, sigmoid and ReLU, BatchNorm, shortcuts,
   a large initializer and clipping (the LeNet experiments on vanishing and
-  exploding gradients).
+  exploding gradients);
+- ``spikes``: a CNN with max or average pooling at a high learning rate, logged every
+  few batches: loss spikes that leave dead units, and the remedies (the maxpool/avgpool
+  story of "由dead relu引发的思考").
 
 >>> sorted(EXPERIMENTS)
-['deep-stack', 'dying']
+['deep-stack', 'dying', 'spikes']
 >>> EXPERIMENTS["deep-stack"].trainer
 'keras_relu_doctor.replay.deep_stack.train:train_stack_run'
 """
@@ -71,7 +74,19 @@ def _deep_stack() -> Experiment:
                       attach_stack_report, build_stack_summary)  # fmt: skip
 
 
-EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (_dying(), _deep_stack())}
+def _spikes() -> Experiment:
+    from keras_relu_doctor.replay.spikes.grid import SPIKE_PRESETS, build_spike_grid
+    from keras_relu_doctor.replay.spikes.results import SpikeResult
+    from keras_relu_doctor.replay.spikes.summary import attach_spike_report, build_spike_summary
+
+    return Experiment("spikes", "Loss spikes that leave dead units (max against average pooling)",
+                      tuple(SPIKE_PRESETS), build_spike_grid, "keras_relu_doctor.replay.spikes.train:train_spike_run",
+                      SpikeResult, attach_spike_report, build_spike_summary)  # fmt: skip
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    experiment.name: experiment for experiment in (_dying(), _deep_stack(), _spikes())
+}
 DEFAULT_EXPERIMENT = "dying"
 
 

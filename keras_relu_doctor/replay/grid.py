@@ -216,6 +216,21 @@ class ReplayOptions:
                                  samples=self.samples, **extra)  # fmt: skip
 
 
+def check_overrides(seeds: int | None, epochs: int | None, samples: int | None, *, fewest: int, why: str) -> None:
+    """One-line errors for ``--seeds``/``--epochs``/``--samples`` below 1, or samples below ``fewest``.
+
+    >>> check_overrides(None, 0, None, fewest=10, why="a split")
+    Traceback (most recent call last):
+    ...
+    keras_relu_doctor.errors.BadOption: --epochs must be at least 1, got 0
+    """
+    for option, value in (("--seeds", seeds), ("--epochs", epochs), ("--samples", samples)):
+        if value is not None and value < 1:
+            raise BadOption(f"{option} must be at least 1, got {value}")
+    if samples is not None and samples < fewest:
+        raise BadOption(f"--samples must be at least {fewest} ({why}), got {samples}")
+
+
 def build_grid(
     preset: str = "quick",
     *,
@@ -242,11 +257,7 @@ def build_grid(
         raise BadOption(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
     if target not in TARGETS:
         raise BadOption(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
-    for option, value in (("--seeds", seeds), ("--epochs", epochs), ("--samples", samples)):
-        if value is not None and value < 1:
-            raise BadOption(f"{option} must be at least 1, got {value}")
-    if samples is not None and samples < 10:
-        raise BadOption(f"--samples must be at least 10 (70/30 split and a probe batch), got {samples}")
+    check_overrides(seeds, epochs, samples, fewest=10, why="70/30 split and a probe batch")
     chosen = PRESETS[preset]
     chosen = replace(
         chosen,

@@ -83,12 +83,12 @@ def summarize(results: Sequence[RunResult]) -> tuple[SettingRow, ...]:
     )
 
 
-def reports_by_run(logdir: str | Path) -> dict[str, Any]:
-    """The report of each run's callback folder (``<run>/train``), by run name."""
+def reports_by_run(logdir: str | Path | Any) -> dict[str, Any]:
+    """The report of each run's callback folder (``<run>/train``), by run name; ``logdir`` a path or a ``Logdir`` read."""
     from keras_relu_doctor.report import build_report
 
     # Only the callbacks' "train" folders: "validation" holds Keras' loss curves alone.
-    report = build_report(str(logdir), run_glob=f"*/{TRAIN_SUBDIR}")
+    report = build_report(logdir if not isinstance(logdir, (str, Path)) else str(logdir), run_glob=f"*/{TRAIN_SUBDIR}")
     # The report names a run by its folder under the logdir: "<run>/train".
     return {run_report.run.split("/")[0]: run_report for run_report in report.runs}
 
@@ -236,3 +236,40 @@ def write_summary(summary: ReplaySummary, logdir: str | Path) -> tuple[Path, Pat
     markdown_path.write_text(summary.to_markdown())
     json_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
     return markdown_path, json_path
+
+
+@dataclass(frozen=True)
+class TablesSummary:
+    """A replay summary whose markdown and JSON follow its ``tables()``: rows, claims and runs.
+
+    Subclasses give ``tables()`` and their ``schema`` (the results' schema version).
+    """
+
+    options: dict[str, Any]
+    settings: tuple[Any, ...]
+    claims: tuple[ClaimResult, ...]
+    runs: tuple[Any, ...]
+    schema: int = SCHEMA_VERSION
+
+    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form; per-run timings are left out so two identical replays write the same file."""
+        runs = [{key: value for key, value in asdict(run).items() if key != "seconds"} for run in self.runs]
+        return {
+            "schema": self.schema,
+            "options": self.options,
+            "settings": [asdict(row) for row in self.settings],
+            "claims": [{**asdict(claim), "evidence": claim.evidence} for claim in self.claims],
+            "runs": runs,
+        }
+
+    def to_markdown(self) -> str:
+        return "\n".join(f"## {title}\n\n{markdown_table(columns, rows)}\n" for title, columns, rows in self.tables())
+
+
+def claim_row(claim: ClaimResult) -> list[str]:
+    """A claims-table row without the head column (experiments with one model family)."""
+    return [str(claim.claim), claim.text, claim.verdict, claim.evidence]
+

@@ -89,6 +89,7 @@ def test_replay_modules_and_the_cli_import_no_tensorflow():
         "import sys, keras_relu_doctor.cli.main\n"
         "from keras_relu_doctor.replay import claims, data, experiment, experiments, grid, model, results, runner, summary, train\n"
         "from keras_relu_doctor.replay.deep_stack import claims, data, grid, model, results, summary, train\n"
+        "from keras_relu_doctor.replay.spikes import claims, grid, model, results, summary, train\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

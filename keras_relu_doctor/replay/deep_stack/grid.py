@@ -18,6 +18,7 @@ import fnmatch
 from dataclasses import dataclass, replace
 
 from keras_relu_doctor.errors import BadOption
+from keras_relu_doctor.replay.grid import check_overrides
 
 ACTIVATIONS = ("sigmoid", "relu")
 # How each stack is built: plain, BatchNorm after each convolution (before the
@@ -139,11 +140,7 @@ def build_stack_grid(
     """
     if preset not in STACK_PRESETS:
         raise BadOption(f"unknown preset {preset!r}: use one of {', '.join(STACK_PRESETS)}")
-    for option, value in (("--seeds", seeds), ("--epochs", epochs), ("--samples", samples)):
-        if value is not None and value < 1:
-            raise BadOption(f"{option} must be at least 1, got {value}")
-    if samples is not None and samples < 40:
-        raise BadOption(f"--samples must be at least 40 (4 per class, 70/30 split), got {samples}")
+    check_overrides(seeds, epochs, samples, fewest=40, why="4 per class, 70/30 split")
     chosen = STACK_PRESETS[preset]
     chosen = replace(chosen, seeds=seeds or chosen.seeds, epochs=epochs or chosen.epochs,
                      samples=samples or chosen.samples)  # fmt: skip

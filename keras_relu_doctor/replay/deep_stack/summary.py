@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from keras_relu_doctor.replay.claims import ClaimResult
 from keras_relu_doctor.replay.deep_stack.claims import evaluate_stack_claims
 from keras_relu_doctor.replay.deep_stack.model import conv_layer_names
-from keras_relu_doctor.replay.deep_stack.results import SCHEMA_VERSION, StackResult
-from keras_relu_doctor.replay.summary import markdown_table, mean_of, most_common, reports_by_run
+from keras_relu_doctor.replay.deep_stack.results import StackResult
+from keras_relu_doctor.replay.summary import TablesSummary, claim_row, mean_of, most_common, reports_by_run
 
 SETTING_COLUMNS = ("setting", "seeds", "trains", "val acc", "val loss", "verdict", "vanishing up to", "last/stem grad, orders")
 CLAIM_COLUMNS = ("#", "the article's finding", "result", "numbers")
@@ -101,9 +100,6 @@ def _orders_cell(orders: float | None) -> str:
     return "stem 0" if math.isinf(orders) else f"{orders:.1f}"
 
 
-def claim_cells(claim: ClaimResult) -> list[str]:
-    return [str(claim.claim), claim.text, claim.verdict, claim.evidence]
-
 
 def attach_stack_report(results: Sequence[StackResult], logdir: str | Path) -> tuple[StackResult, ...]:
     """The results with the report's verdict, problems, per-convolution gradient norms and vanishing layers."""
@@ -132,13 +128,8 @@ def attach_stack_report(results: Sequence[StackResult], logdir: str | Path) -> t
 
 
 @dataclass(frozen=True)
-class StackSummary:
+class StackSummary(TablesSummary):
     """The deep-stack replay's rows, findings and runs."""
-
-    options: dict[str, Any]
-    settings: tuple[StackRow, ...]
-    claims: tuple[ClaimResult, ...]
-    runs: tuple[StackResult, ...]
 
     def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:
         """(title, columns, rows) of each table, for the terminal and the markdown file."""
@@ -146,21 +137,8 @@ class StackSummary:
             ("Deep stacks, one row per setting: seeds that train (val accuracy >= 3x chance), the report's verdict "
              "and where vanishing reaches, orders of magnitude between the last convolution's gradient and the stem's",
              SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
-            ("The article's findings on deep stacks", CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
+            ("The article's findings on deep stacks", CLAIM_COLUMNS, [claim_row(claim) for claim in self.claims]),
         ]  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        runs = [{key: value for key, value in asdict(run).items() if key != "seconds"} for run in self.runs]
-        return {
-            "schema": SCHEMA_VERSION,
-            "options": self.options,
-            "settings": [asdict(row) for row in self.settings],
-            "claims": [{**asdict(claim), "evidence": claim.evidence} for claim in self.claims],
-            "runs": runs,
-        }
-
-    def to_markdown(self) -> str:
-        return "\n".join(f"## {title}\n\n{markdown_table(columns, rows)}\n" for title, columns, rows in self.tables())
 
 
 def build_stack_summary(results: Sequence[StackResult], options: dict[str, Any]) -> StackSummary:
