@@ -181,64 +181,6 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 
 @dataclass(frozen=True)
-class ReplaySummary:
-    """Everything the replay concludes: rows, claims, and the runs behind them."""
-
-    options: dict[str, Any]
-    settings: tuple[SettingRow, ...]
-    claims: tuple[ClaimResult, ...]
-    runs: tuple[RunResult, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form; per-run timings are left out so two identical replays write the same file."""
-        runs = [{key: value for key, value in asdict(run).items() if key != "seconds"} for run in self.runs]
-        claims = [{**asdict(claim), "evidence": claim.evidence} for claim in self.claims]
-        return {
-            "schema": SCHEMA_VERSION,
-            "options": self.options,
-            "settings": [asdict(row) for row in self.settings],
-            "claims": claims,
-            "runs": runs,
-        }
-
-    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:
-        """(title, columns, rows) of each table, as the terminal shows them."""
-        return [
-            ("Replay, one row per setting: seeds where units died, mean share of dead hidden units, "
-             "the report's gradients and verdict", SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
-            ("The article's claims", CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
-        ]  # fmt: skip
-
-    def to_markdown(self) -> str:
-        return "\n".join(
-            [
-                "## Settings",
-                "",
-                markdown_table(SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
-                "",
-                "## The article's claims",
-                "",
-                markdown_table(CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
-                "",
-            ]
-        )
-
-
-def build_summary(results: Sequence[RunResult], options: dict[str, Any]) -> ReplaySummary:
-    """Rows and claims from the (report-attached) results."""
-    return ReplaySummary(dict(options), summarize(results), evaluate_claims(results), tuple(results))
-
-
-def write_summary(summary: ReplaySummary, logdir: str | Path) -> tuple[Path, Path]:
-    """Write ``summary.md`` and ``summary.json`` next to the runs; return their paths."""
-    markdown_path = Path(logdir) / SUMMARY_MD
-    json_path = Path(logdir) / SUMMARY_JSON
-    markdown_path.write_text(summary.to_markdown())
-    json_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
-    return markdown_path, json_path
-
-
-@dataclass(frozen=True)
 class TablesSummary:
     """A replay summary whose markdown and JSON follow its ``tables()``: rows, claims and runs.
 
@@ -269,7 +211,47 @@ class TablesSummary:
         return "\n".join(f"## {title}\n\n{markdown_table(columns, rows)}\n" for title, columns, rows in self.tables())
 
 
+@dataclass(frozen=True)
+class ReplaySummary(TablesSummary):
+    """Everything the replay concludes: rows, claims, and the runs behind them."""
+
+    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:
+        """(title, columns, rows) of each table, as the terminal shows them."""
+        return [
+            ("Replay, one row per setting: seeds where units died, mean share of dead hidden units, "
+             "the report's gradients and verdict", SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
+            ("The article's claims", CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
+        ]  # fmt: skip
+
+    def to_markdown(self) -> str:
+        return "\n".join(
+            [
+                "## Settings",
+                "",
+                markdown_table(SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
+                "",
+                "## The article's claims",
+                "",
+                markdown_table(CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
+                "",
+            ]
+        )
+
+
+def build_summary(results: Sequence[RunResult], options: dict[str, Any]) -> ReplaySummary:
+    """Rows and claims from the (report-attached) results."""
+    return ReplaySummary(dict(options), summarize(results), evaluate_claims(results), tuple(results))
+
+
+def write_summary(summary: TablesSummary, logdir: str | Path) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.json`` next to the runs; return their paths."""
+    markdown_path = Path(logdir) / SUMMARY_MD
+    json_path = Path(logdir) / SUMMARY_JSON
+    markdown_path.write_text(summary.to_markdown())
+    json_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
+    return markdown_path, json_path
+
+
 def claim_row(claim: ClaimResult) -> list[str]:
     """A claims-table row without the head column (experiments with one model family)."""
     return [str(claim.claim), claim.text, claim.verdict, claim.evidence]
-
