@@ -20,6 +20,8 @@ from keras_relu_doctor.diagnose.dying import estimated_dead_fraction
 from keras_relu_doctor.diagnose.findings import EXPLODING_GRADIENTS, VANISHING_GRADIENTS, Finding
 from keras_relu_doctor.diagnose.layers import LayerSeries
 from keras_relu_doctor.events import Logdir, Run, iter_runs
+from keras_relu_doctor.events.series import ScalarSeries
+from keras_relu_doctor.heatmap import LivenessMap, liveness_map
 from keras_relu_doctor.tags import QUIET_NOT_MEASURED_REASONS, facts_layers
 
 REPORT_SCHEMA = "keras_relu_doctor.report/1"
@@ -33,8 +35,12 @@ class LayerSummary:
     ``dead_fraction`` is at the last step, ``initial_dead_fraction`` at the first.
     Without per-unit records (``per_unit`` False) both are estimated from the
     activation histogram's mass at 0 and the unit lists are empty.
-    ``steps``, ``dead_fraction_by_step`` and ``grad_norm_by_step`` line up,
-    with None where a value was not logged.
+    ``steps``, ``dead_fraction_by_step``, ``grad_norm_by_step`` and
+    ``output_grad_norm_by_step`` line up, with None where a value was not
+    logged. ``last_grad_norm`` is the norm of the gradient of the layer's
+    weights; ``last_output_grad_norm`` that of its output (the one a weightless
+    layer, an activation or a pooling, has). ``liveness`` is the units x steps
+    heatmap of a layer with per-unit records (which unit died when).
     """
 
     name: str
@@ -53,6 +59,9 @@ class LayerSummary:
     steps: tuple[int, ...] = ()
     dead_fraction_by_step: tuple[float | None, ...] = ()
     grad_norm_by_step: tuple[float | None, ...] = ()
+    last_output_grad_norm: float | None = None
+    output_grad_norm_by_step: tuple[float | None, ...] = ()
+    liveness: LivenessMap | None = None
 
 
 @dataclass(frozen=True)
@@ -188,11 +197,10 @@ def _summarize_layer(layer: LayerSeries, diagnosis: Diagnosis) -> LayerSummary:
         dead_values = np.array([estimated_dead_fraction(v) for v in np.nan_to_num(layer.activations.zero_fraction)])
     else:
         dead_steps, dead_values = np.zeros(0, np.int64), np.zeros(0)
-    grad = layer.grad_norm
-    grad_steps, grad_values = (grad.steps, grad.values) if grad is not None else (np.zeros(0, np.int64), np.zeros(0))
-    steps = np.union1d(dead_steps, grad_steps)
+    grad_steps, grad_values = _steps_and_values(layer.grad_norm)
+    output_steps, output_values = _steps_and_values(layer.output_grad_norm)
+    steps = np.union1d(np.union1d(dead_steps, grad_steps), output_steps)
     by_dead = dict(zip(dead_steps.tolist(), dead_values.tolist()))
-    by_grad = dict(zip(grad_steps.tolist(), grad_values.tolist()))
     first_dead = None
     if deaths is not None:
         first_dead = deaths.first_dead_step
@@ -214,10 +222,21 @@ def _summarize_layer(layer: LayerSeries, diagnosis: Diagnosis) -> LayerSummary:
         grad_status=_layer_grad_status(layer, diagnosis.findings),
         steps=tuple(int(step) for step in steps),
         dead_fraction_by_step=tuple(by_dead.get(step) for step in steps.tolist()),
-        grad_norm_by_step=tuple(
-            _finite_or_none(by_grad[step]) if step in by_grad else None for step in steps.tolist()
-        ),
+        grad_norm_by_step=_aligned(steps, grad_steps, grad_values),
+        last_output_grad_norm=_finite_or_none(output_values[-1]) if len(output_values) else None,
+        output_grad_norm_by_step=_aligned(steps, output_steps, output_values),
+        liveness=liveness_map(layer.units) if layer.units is not None else None,
     )
+
+
+def _steps_and_values(series: ScalarSeries | None) -> tuple[np.ndarray, np.ndarray]:
+    return (series.steps, series.values) if series is not None else (np.zeros(0, np.int64), np.zeros(0))
+
+
+def _aligned(steps: np.ndarray, known_steps: np.ndarray, values: np.ndarray) -> tuple[float | None, ...]:
+    """``values`` at ``steps``: None where not logged, None for NaN/Inf."""
+    by_step = dict(zip(known_steps.tolist(), values.tolist()))
+    return tuple(_finite_or_none(by_step[step]) if step in by_step else None for step in steps.tolist())
 
 
 def _run_gradient_status(layers: tuple[LayerSummary, ...]) -> str:

@@ -49,6 +49,8 @@ class LayerSeries:
     kernel: HistogramSeries | None = None
     grad_norm: ScalarSeries | None = None
     grad_norm_estimated: bool = False
+    # L2 norm of d loss / d layer output (ReluDoctor logs it for every measured layer).
+    output_grad_norm: ScalarSeries | None = None
     # Its output's gradient was logged but it has no weight to have one (activation, pooling...).
     weightless: bool = False
     nonfinite: ScalarSeries | None = None
@@ -166,6 +168,7 @@ def layer_series(run: Run) -> tuple[LayerSeries, ...]:
             kernel=found.get("kernel"),
             grad_norm=grad_norm,
             grad_norm_estimated=estimated,
+            output_grad_norm=run.scalars.get(tags.tag(name, tags.OUTPUT_GRAD_NORM)),
             weightless=grad_norm is None and tags.tag(name, tags.OUTPUT_GRAD_NORM) in run.scalars,
             nonfinite=nonfinite,
             dead_fraction=run.scalars.get(tags.tag(name, tags.DEAD_FRACTION)),

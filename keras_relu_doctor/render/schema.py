@@ -54,6 +54,20 @@ LAYER_SCHEMA = {
         "steps": {"type": "array", "items": {"type": "integer"}},
         "dead_fraction_by_step": {"type": "array", "items": _NUMBER_OR_NULL},
         "grad_norm_by_step": {"type": "array", "items": _NUMBER_OR_NULL},
+        "last_output_grad_norm": {**_NUMBER_OR_NULL, "description": "norm of d loss / d layer output, last step"},
+        "output_grad_norm_by_step": {"type": "array", "items": _NUMBER_OR_NULL},
+        "liveness": {
+            "type": ["object", "null"],
+            "required": ["steps", "rows", "dead", "near_dead", "activity"],
+            "properties": {
+                "steps": {"type": "array", "items": {"type": "integer"}},
+                "rows": {"type": "array", "items": _INDICES, "description": "unit indices per row, dead first"},
+                "dead": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "near_dead": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "activity": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+            },
+            "description": "units x steps heatmap: the share of each row's units dead, near-dead, and their activity",
+        },
     },
 }  # fmt: skip
 
