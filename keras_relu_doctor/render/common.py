@@ -150,3 +150,21 @@ class PrintableStream:
 
     def write(self, text: str) -> int:
         return self._stream.write(printable(text))
+
+
+def severity_rank(run: RunReport) -> int:
+    """0 for a run with an error finding, 1 a warning, 2 healthy, 3 no data: the order runs are shown in.
+
+    >>> severity_rank(RunReport("train", "healthy", (), (), (), "ok", "epoch", None, False))
+    2
+    """
+    if run.verdict == "no_data":
+        return 3
+    severities = {finding.severity for finding in run.findings if finding.problem}
+    return 0 if "error" in severities else 1 if severities or run.problems else 2
+
+
+def runs_by_severity(runs: tuple[RunReport, ...]) -> list[RunReport]:
+    """``runs`` with problems first (errors, then warnings), then healthy runs, then those without data;
+    in path order within each."""
+    return sorted(runs, key=lambda run: (severity_rank(run), run.run))
