@@ -56,6 +56,8 @@ def _fail_on_kinds(value: str | None) -> frozenset[str]:
 @click.option("--fail-on", metavar="KINDS",
               help="Comma-separated problem kinds (or 'any') that make the exit code 1, for CI.")
 @click.option("--run", "run_glob", metavar="GLOB", help="Only runs whose path matches GLOB, e.g. '*/train'.")
+@click.option("--all-layers", is_flag=True,
+              help="Text: list every layer, not only those with something to say.")
 @click.option("--write-tensorboard", is_flag=True,
               help="Also write the report into each run as a text summary (TensorBoard's Text tab).")
 def report(
@@ -65,6 +67,7 @@ def report(
     dead_threshold: float,
     fail_on: str | None,
     run_glob: str | None,
+    all_layers: bool,
     write_tensorboard: bool,
 ) -> None:
     """Diagnose the runs under LOGDIR: dead units, gradients, saturation, loss.
@@ -76,7 +79,7 @@ def report(
     try:
         kinds = _fail_on_kinds(fail_on)
         _share(dead_threshold)
-        found = _report(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard)
+        found = _report(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard, all_layers)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor report: error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -92,6 +95,7 @@ def _report(
     dead_threshold: float,
     run_glob: str | None,
     write_tensorboard: bool,
+    all_layers: bool = False,
 ) -> set[str]:
     from keras_relu_doctor.render import RENDERERS, write_json, write_tensorboard_text
     from keras_relu_doctor.render.common import PrintableStream
@@ -106,7 +110,7 @@ def _report(
         if output_format == "json":
             write_json(result, stream)  # streamed, names made printable by write_json itself
         else:
-            options = {"color": color} if output_format == "text" else {}
+            options = {"color": color, "width": _text_width(output), "all_layers": all_layers} if output_format == "text" else {}
             PrintableStream(stream).write(RENDERERS[output_format](result, **options))
 
     if output is None:
@@ -117,6 +121,22 @@ def _report(
         written = write_tensorboard_text(result)
         click.echo(f"wrote the report as a TensorBoard text summary to {len(written)} run(s)", err=True)
     return result.problems()
+
+
+WIDTH_WHEN_PIPED = 100  # a file or a pipe has no width; this one keeps a real model's table on one line per layer
+WIDTH_MAX = 160  # past this, lines get too long to read in one glance
+
+
+def _text_width(output: str | None) -> int:
+    """The text report's width: ``COLUMNS`` when set, else the terminal's, else ``WIDTH_WHEN_PIPED``."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    elif output is None and _stdout_is_tty():
+        width = shutil.get_terminal_size((WIDTH_WHEN_PIPED, 24)).columns
+    else:
+        width = WIDTH_WHEN_PIPED
+    return max(40, min(width, WIDTH_MAX))
 
 
 def _stdout_is_tty() -> bool:

@@ -300,6 +300,9 @@ def _provenance(run: Run, layers: tuple[LayerSeries, ...], loss_tag: str | None)
             lacks.append("activation histograms: no check for dead or saturated units")
         if not any(layer.grad_norm is not None for layer in layers):
             lacks.append("gradients: no check for vanishing or exploding gradients")
+    if not layers and not run.histograms and run.scalars:
+        lacks.append("layer measurements: only scalars, such as the loss curves Keras writes to validation/;"
+                     " ReluDoctor's are in the train/ folder beside it")  # fmt: skip
     if (layers or run.histograms) and loss_tag is None:
         lacks.append("a loss curve: no check of the loss against chance, plateaus or spikes")
     if len(unread) > UNREAD_SHOWN:

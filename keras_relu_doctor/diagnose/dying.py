@@ -174,9 +174,10 @@ def dying_units(
     if at_spike:
         summary += f"; units died at the loss spikes of steps {', '.join(map(str, at_spike))}"
     if carried_by:
+        carried = sum(carried_by.values())
         summary += (
-            f"; {sum(carried_by.values())} dead units downstream only carry these deaths"
-            f" ({len(carried_by)} layer(s))"
+            f"; {carried} dead unit{'s' * (carried != 1)} downstream, in"
+            f" {', '.join(list(carried_by)[:3])}{f' and {len(carried_by) - 3} more' if len(carried_by) > 3 else ''}, only carr{'y' if carried != 1 else 'ies'} these deaths"
         )
     return Finding(
         kind=DYING_RELU,

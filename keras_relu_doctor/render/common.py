@@ -40,34 +40,96 @@ def unit_list(units: tuple[int, ...], limit: int = 12) -> str:
 
 
 def dead_cell(layer: LayerSummary) -> str:
-    """Dead units as ``count (share)``, or the histogram estimate marked ``~``."""
+    """Dead units as ``count (share)``, ``0`` when none, or the histogram estimate marked ``~``."""
     if not layer.per_unit:
         return f"~{fraction(layer.dead_fraction)}" if layer.dead_fraction is not None else "-"
-    return f"{len(layer.dead_units)} ({fraction(layer.dead_fraction)})"
+    return f"{len(layer.dead_units)} ({fraction(layer.dead_fraction)})" if layer.dead_units else "0"
 
 
 def layer_row(layer: LayerSummary) -> tuple[str, ...]:
-    """The cells of one row of the per-layer table."""
+    """The cells of one row of the per-layer table (``LAYER_COLUMNS``)."""
     return (
         layer.name,
         str(layer.units) if layer.units is not None else "-",
         dead_cell(layer),
         str(len(layer.near_dead_units)) if layer.per_unit else "-",
-        "-" if layer.first_dead_step is None else str(layer.first_dead_step),
-        _gradient_cell(layer),
+        "-" if layer.first_dead_step is None else f"step {layer.first_dead_step}",
+        gradient_cell(layer),
     )
 
 
-def _gradient_cell(layer: LayerSummary) -> str:
-    if layer.grad_status == "no_weights":
-        return "no weights"
-    if layer.last_grad_norm is None or layer.grad_status in ("nan", "zero"):
+def gradient_cell(layer: LayerSummary) -> str:
+    """The last gradient norm, with its status where it is not ``ok``: of the layer's weights, or, for a
+    layer without weights (an activation, a pooling), of its output, marked ``out``; ``-`` when not logged.
+
+    >>> from keras_relu_doctor.report import LayerSummary
+    >>> layer = LayerSummary("relu", "relu", 8, True, (), (), (), 0.0, 0.0, 0.0, None, None, "no_weights", last_output_grad_norm=0.012)
+    >>> gradient_cell(layer)
+    'out 0.012'
+    """
+    if layer.grad_status in ("nan", "zero"):
         return layer.grad_status
-    return f"{layer.grad_status} {number(layer.last_grad_norm)}"
+    if layer.grad_status == "no_weights":
+        return "-" if layer.last_output_grad_norm is None else f"out {number(layer.last_output_grad_norm)}"
+    if layer.last_grad_norm is None:
+        return "-"
+    shown = number(layer.last_grad_norm)
+    return shown if layer.grad_status == "ok" else f"{layer.grad_status} {shown}"
+
+
+GRADIENT_LEGEND = "gradient norm: of the weights' gradient at the last step; out: of the output's (no weights)"
+PROBLEM_GRADIENTS = ("zero", "vanishing", "exploding", "nan")
+
+
+def finding_layers(run: RunReport) -> set[str]:
+    """Every layer a finding of ``run`` names."""
+    named = set()
+    for finding in run.findings:
+        named.update(str(name) for name in finding.evidence.get("layers", ()))
+        if finding.layer:
+            named.add(finding.layer)
+    return named
+
+
+def noteworthy(layer: LayerSummary, named: set[str] = frozenset()) -> bool:
+    """Whether a layer has something to say: named by a finding, with dead, near-dead or revived units,
+    a dead share estimated above 0, or a gradient that is zero, vanishing, exploding or NaN.
+
+    >>> from keras_relu_doctor.report import LayerSummary
+    >>> noteworthy(LayerSummary("d", "relu", 8, True, (), (), (), 0.0, 0.0, 0.0, None, 0.3, "ok"))
+    False
+    """
+    return (
+        layer.name in named
+        or bool(layer.dead_units or layer.near_dead_units or layer.revived_units)
+        or (not layer.per_unit and bool(layer.dead_fraction))
+        or layer.grad_status in PROBLEM_GRADIENTS
+    )
+
+
+def layers_line(run: RunReport) -> str:
+    """One line on all of a run's layers: how many, dead units, the range of weight-gradient norms.
+
+    >>> from keras_relu_doctor.report import LayerSummary
+    >>> layer = LayerSummary("d", "relu", 8, True, (1,), (), (), 0.125, 0.0, 0.0, 2, 0.3, "ok")
+    >>> layers_line(RunReport("train", "healthy", (), (), (layer,), "ok", "epoch", None, False))
+    '1 layer measured: 1 dead unit in 1 layer; weight gradient norm 0.3'
+    """
+    count = len(run.layers)
+    parts = [f"{count} layer{'s' * (count != 1)} measured"]
+    dead = [layer for layer in run.layers if layer.dead_units]
+    units = sum(len(layer.dead_units) for layer in dead)
+    parts.append(f"{units} dead unit{'s' * (units != 1)} in {len(dead)} layer{'s' * (len(dead) != 1)}" if dead else "no dead unit")
+    norms = [layer.last_grad_norm for layer in run.layers if layer.last_grad_norm is not None and layer.grad_status != "no_weights"]
+    if norms:
+        low, high = min(norms), max(norms)
+        span = number(low) if low == high else f"{number(low)} to {number(high)}"
+        parts[-1] += f"; weight gradient norm{'s' * (low != high)} {span}"
+    return ": ".join(parts)
 
 
 STEP_WORDS = {"epoch": "epochs done", "batch": "batches done"}
-LAYER_COLUMNS = ("layer", "units", "dead", "near-dead", "first death", "gradient")
+LAYER_COLUMNS = ("layer", "units", "dead", "near-dead", "first dead", "gradient norm")
 
 
 def run_heading(run: RunReport) -> str:

@@ -59,7 +59,7 @@ def test_a_cascade_is_one_finding_on_the_layer_where_deaths_start(cascade_run):
     # Downstream layers carry the five channels; none gets a finding of its own.
     assert root.evidence["consequences"] == {"dw": 5, "dw_bn": 5, "dw_relu": 5, "pool": 5, "gap": 5}
     assert run.layer("gap").dead_units == (0, 1, 2, 3, 4)
-    assert root.summary.endswith("25 dead units downstream only carry these deaths (5 layer(s))")
+    assert root.summary.endswith("25 dead units downstream, in dw, dw_bn, dw_relu and 2 more, only carry these deaths")
     # Every ReLU follows BatchNorm: the report does not recommend adding it.
     assert FIXES["normalization"] not in root.fixes
     assert root.fixes[0] == FIXES["initializer"]

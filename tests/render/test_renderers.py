@@ -69,7 +69,7 @@ def test_text_fits_80_columns_and_colours_only_when_asked(report):
 
 def test_markdown_has_a_table_and_ranked_fixes(report):
     markdown = render_markdown(report)
-    assert "| layer | units | dead | near-dead | first death | gradient |" in markdown
+    assert "| layer | units | dead | near-dead | first dead | gradient norm |" in markdown
     assert "- **dying_relu** `encoder/dense_with_long_name` from step 1 (warning)" in markdown
     # Each fix once per run, with the layers and findings it answers.
     assert "Fixes, best first:" in markdown
