@@ -17,16 +17,23 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 install: $(BIN)/.installed
 
 # The replay's quick preset (reuses finished runs when DEMO_LOGDIR already holds them),
-# the report of the run that dies (the negative initializer, 3 layers, the article's
-# ReLU output) on the terminal, all runs' report as HTML.
+# every run's report as HTML, the report of a run that dies (3 ReLU layers on uniform(-1, 0)
+# weights), that run beside the same network with LeakyReLU, and where to look next.
 DEMO_PRESET ?= quick
-DEMO_REPORT_RUNS ?= relu-negative-d3-article-s0/train
+DEMO_DIES ?= relu-negative-d3-s0
+DEMO_FIXED ?= leaky_relu-negative-d3-s0
 
 demo: install
 	$(BIN)/relu-doctor replay $(DEMO_LOGDIR) --preset $(DEMO_PRESET)
-	$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '*/train' --format html -o $(DEMO_LOGDIR)/report.html
-	$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '$(DEMO_REPORT_RUNS)'
-	@echo "Tables: $(DEMO_LOGDIR)/summary.md   all runs' report: $(DEMO_LOGDIR)/report.html"
+	@$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '*/train' --format html -o $(DEMO_LOGDIR)/report.html
+	@echo; echo "== The run that dies: relu-doctor report $(DEMO_LOGDIR) --run '$(DEMO_DIES)/train'"
+	@$(BIN)/relu-doctor report $(DEMO_LOGDIR) --run '$(DEMO_DIES)/train'
+	@echo; echo "== The same network with LeakyReLU: relu-doctor compare $(DEMO_LOGDIR) $(DEMO_DIES) $(DEMO_FIXED)"
+	@$(BIN)/relu-doctor compare $(DEMO_LOGDIR) $(DEMO_DIES) $(DEMO_FIXED)
+	@echo
+	@echo "Every run, problems first, with liveness heatmaps: open $(abspath $(DEMO_LOGDIR))/report.html"
+	@echo "Tables: $(DEMO_LOGDIR)/summary.md"
+	@echo "The two runs in TensorBoard: $(BIN)/tensorboard --logdir_spec dies:$(DEMO_LOGDIR)/$(DEMO_DIES),fixed:$(DEMO_LOGDIR)/$(DEMO_FIXED)"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -11,3 +11,6 @@ COMMANDS.append(replay)
 
 from keras_relu_doctor.cli.report import report  # noqa: E402
 COMMANDS.append(report)
+
+from keras_relu_doctor.cli.compare import compare  # noqa: E402
+COMMANDS.append(compare)
