@@ -81,10 +81,12 @@ GRADIENT_LEGEND = "gradient norm: of the weights' gradient at the last step; out
 PROBLEM_GRADIENTS = ("zero", "vanishing", "exploding", "nan")
 
 
-def finding_layers(run: RunReport) -> set[str]:
-    """Every layer a finding of ``run`` names."""
+def finding_layers(run: RunReport, *, problems_only: bool = False) -> set[str]:
+    """Every layer a finding of ``run`` names (only problems, not ``info`` findings, with ``problems_only``)."""
     named = set()
     for finding in run.findings:
+        if problems_only and not finding.problem:
+            continue
         named.update(str(name) for name in finding.evidence.get("layers", ()))
         if finding.layer:
             named.add(finding.layer)

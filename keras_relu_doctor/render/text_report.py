@@ -17,9 +17,11 @@ from typing import Any
 
 from keras_relu_doctor.render.common import (
     GRADIENT_LEGEND,
+    PROBLEM_GRADIENTS,
     LAYER_COLUMNS,
     MODE_NOTES,
     finding_layers,
+    fraction,
     finding_place,
     fix_scope,
     layer_row,
@@ -31,11 +33,14 @@ from keras_relu_doctor.render.common import (
     runs_by_severity,
     unit_list,
 )
+from keras_relu_doctor.diagnose.findings import Finding
 from keras_relu_doctor.render.names import grouped, shorten_middle, shorten_unique
 from keras_relu_doctor.report import LayerSummary, Report, RunReport
 
 VERDICT_STYLES = {"healthy": "bold green", "no_data": "dim"}
 FIXES_SHOWN = 4  # the terminal shows the run's best four; json/markdown/html show all
+TABLE_ROWS = 20  # layer rows shown by default; --all-layers shows all
+INFO_ONE_BY_ONE = 3  # info findings of one kind said one by one; past this, in one line
 NOTES_SHOWN = 4  # measurement notes per run; the rest counted
 NO_DATA_NAMED = 4  # runs without data named on their one line; the rest counted
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -140,12 +145,15 @@ def _print_run(console: Any, run: RunReport, logdir: str, all_layers: bool) -> N
     if run.verdict == "healthy" and not all_layers:
         notes = notes[1:]  # a healthy run: no step is quoted below
     findings = []
-    for finding in run.findings:
+    shown, grouped_info = _split_info(run.findings, all_layers)
+    for finding in shown:
         line = Text(f"{finding.severity} {finding.kind}{finding_place(finding)}: ", style=SEVERITY_STYLES[finding.severity])
         line.append(finding.summary, style="")
         if finding.units:
             line.append(f" (dead units: {unit_list(finding.units)})")
         findings.append(("-", line))
+    for kind, group in grouped_info.items():
+        findings.append(("-", _info_group(kind, group)))
     if findings:
         console.print(_hanging(findings, 2))
     if run.verdict == "healthy" and not all_layers:  # info findings at most: said in a few lines
@@ -177,6 +185,31 @@ def _print_notes(console: Any, notes: list[str]) -> None:
         console.print(Padding(Text(note.rstrip("; "), style="yellow" if note.startswith("warning:") else "dim"), (0, 0, 0, 2)))
 
 
+def _split_info(findings: tuple[Finding, ...], all_layers: bool) -> tuple[list[Finding], dict[str, list[Finding]]]:
+    """Findings said one by one, and ``info`` findings of a kind said together when there are more than
+    ``INFO_ONE_BY_ONE`` of them (a network where a third of every block's units died reads in one line)."""
+    by_kind: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.severity == "info":
+            by_kind.setdefault(finding.kind, []).append(finding)
+    grouped_kinds = {kind: group for kind, group in by_kind.items() if len(group) > INFO_ONE_BY_ONE and not all_layers}
+    return [finding for finding in findings if not (finding.severity == "info" and finding.kind in grouped_kinds)], grouped_kinds
+
+
+def _info_group(kind: str, group: list[Finding]) -> Any:
+    from rich.text import Text
+
+    line = Text(f"info {kind} in {len(group)} layers: ", style=SEVERITY_STYLES["info"])
+    shares = [float(finding.evidence["dead_fraction"]) for finding in group if "dead_fraction" in finding.evidence]
+    if shares:
+        line.append(f"{fraction(min(shares))} to {fraction(max(shares))} of their units dead, capacity lost, not blocked", style="")
+    else:
+        line.append(group[0].summary, style="")
+    names = [finding.layer for finding in group if finding.layer]
+    line.append(f" ({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''})", style="")
+    return line
+
+
 def _hanging(items: list[tuple[str, Any]], indent: int) -> Any:
     """Marked items (``-``, ``1.``) whose wrapped lines start under their text, not under the mark."""
     from rich.padding import Padding
@@ -194,8 +227,7 @@ def _print_layers(console: Any, run: RunReport, all_layers: bool) -> None:
     from rich.padding import Padding
     from rich.text import Text
 
-    named = finding_layers(run)
-    shown = list(run.layers) if all_layers else [layer for layer in run.layers if noteworthy(layer, named)]
+    shown, left_out = (list(run.layers), []) if all_layers else _table_layers(run)
     summary = layers_line(run)
     if len(shown) < len(run.layers):
         summary += f". {'None' if not shown else len(shown)} with something to say"
@@ -204,7 +236,35 @@ def _print_layers(console: Any, run: RunReport, all_layers: bool) -> None:
     console.print(Padding(Text(summary), (0, 0, 0, 2)))
     if shown:
         console.print(Padding(_layer_table(shown, console.width - 2), (0, 0, 0, 2)))
+        if left_out:
+            shares = [layer.dead_fraction or 0.0 for layer in left_out]
+            more = f"and {len(left_out)} more layers with dead or near-dead units (up to {fraction(max(shares))} dead)"
+            console.print(Padding(Text(more, style="dim"), (0, 0, 0, 2)))
         console.print(Padding(Text(GRADIENT_LEGEND, style="dim"), (0, 0, 0, 2)))
+
+
+def _table_layers(run: RunReport) -> tuple[list[LayerSummary], list[LayerSummary]]:
+    """The noteworthy layers for the table, and those left out of it past ``TABLE_ROWS``.
+
+    Layers that only carry deaths from a root (a finding lists them as its
+    consequences, and none is about them) are left to that finding. Past ``TABLE_ROWS``, layers a
+    problem names and layers with a bad gradient stay, then the largest dead
+    shares; the table keeps the model's order.
+    """
+    named = finding_layers(run)
+    problem_named = finding_layers(run, problems_only=True)
+    own = {finding.layer for finding in run.findings}
+    carried = {str(name) for finding in run.findings for name in finding.evidence.get("consequences", {})} - own
+    candidates = [
+        layer for layer in run.layers
+        if noteworthy(layer, named) and (layer.name not in carried or layer.grad_status in PROBLEM_GRADIENTS)
+    ]  # fmt: skip
+    if len(candidates) <= TABLE_ROWS:
+        return candidates, []
+    must = [layer for layer in candidates if layer.name in problem_named or layer.grad_status in PROBLEM_GRADIENTS]
+    rest = sorted((layer for layer in candidates if layer not in must), key=lambda layer: -(layer.dead_fraction or 0.0))
+    kept = {layer.name for layer in must + rest[: max(0, TABLE_ROWS - len(must))]}
+    return [layer for layer in candidates if layer.name in kept], [layer for layer in candidates if layer.name not in kept]
 
 
 def _layer_table(layers: list[LayerSummary], width: int) -> Any:

@@ -127,3 +127,23 @@ def test_piped_output_has_a_sane_width(long_logdir):
     env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
     done = subprocess.run([sys.executable, "-m", "cli.main", "report", str(long_logdir)], capture_output=True, text=True, env=env, check=False)
     assert 60 < max(map(len, _lines(done.stdout))) <= 100
+
+
+def test_many_partial_deaths_read_as_one_line_and_a_capped_table():
+    """A network where a third of every block died: one info line for them all, a table of at most TABLE_ROWS rows."""
+    from keras_relu_doctor.diagnose.findings import Finding
+    from keras_relu_doctor.render.text_report import TABLE_ROWS
+
+    layers = tuple(_layer(f"block_{i}_relu", dead=tuple(range(1 + i % 3))) for i in range(40)) + (_layer("out_relu", dead=tuple(range(8))),)
+    info = tuple(
+        Finding("dying_relu", f"block_{i}_relu", "info", 1, evidence={"dead_fraction": (1 + i % 3) / 8}, summary="capacity lost")
+        for i in range(40)
+    )
+    root = Finding("dying_relu", "out_relu", "warning", 1, units=tuple(range(8)), summary="8 of 8 units dead")
+    run = RunReport("train", "dying_relu", ("dying_relu",), (root, *info), layers, "ok", "epoch", None, False)
+    lines = _lines(render_text(Report("logs", (run,)), width=100))
+    assert sum("info dying_relu in 40 layers: 12% to 38% of their units dead" in line for line in lines) == 1
+    rows = [line for line in lines if line.startswith("  block_") or line.startswith("  out_relu")]
+    assert len(rows) == TABLE_ROWS and rows[-1].startswith("  out_relu")  # the problem layer always stays
+    assert "  and 21 more layers with dead or near-dead units (up to 25% dead)" in lines
+    assert len(lines) < 45
