@@ -6,7 +6,7 @@ DEMO_LOGDIR ?= demo_logs
 # Quieter TensorFlow: no C++ notices or version notes (Python errors still show); no GPU needed.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: demo test install clean bench fuzz
+.PHONY: demo test install browser clean bench fuzz
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,17 @@ demo: install
 	@echo "Tables: $(DEMO_LOGDIR)/summary.md"
 	@echo "The two runs in TensorBoard: $(BIN)/tensorboard --logdir_spec dies:$(DEMO_LOGDIR)/$(DEMO_DIES),fixed:$(DEMO_LOGDIR)/$(DEMO_FIXED)"
 
-test: install
+# Chromium for the browser test of the HTML report (tests/render/test_html_browser.py, which
+# Playwright drives): Debian's package, installed only where it is missing (with sudo when not root).
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		SUDO=; if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; \
+	fi
+
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The structure-aware fuzz of the report at 10x the suite's cases.
