@@ -59,28 +59,28 @@ DEAD_COLOUR, NEAR_DEAD_COLOUR = "#c62828", "#ef8a17"
 LIVE_LOW, LIVE_HIGH = (236, 242, 248), (38, 94, 150)  # live cells: activity 0% to 100%
 LINE_COLOUR = "#1f5f8b"
 
+# Every rule is scoped to the page's <main class="rd">, so the page can also be shown inside a notebook.
 STYLE = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;padding:0 1.5em;color:#1d1d1d;max-width:84em}
-h1{font-size:1.45em;margin:.2em 0 .4em}h2{display:inline;font-size:1.1em;font-weight:600}h3{font-size:1em;margin:1em 0 .3em}
-h4{font-size:.95em;margin:1em 0 .2em;font-weight:600}a{color:#1f5f8b}code{font-size:.95em}
-table{border-collapse:collapse;margin:.4em 0;display:block;overflow-x:auto;max-width:100%}td,th{padding:.25em .8em .25em 0;text-align:left;border-bottom:1px solid #e3e3e3;vertical-align:top}
-th{font-weight:600;border-bottom:2px solid #ccc}
-.counts{margin:.2em 0 .6em;color:#333}
-.verdict{font-weight:600;padding:0 .4em;border-radius:3px;white-space:nowrap}
-.verdict.error{color:#fff;background:#b3261e}.verdict.warning{color:#4a3000;background:#f6c453}
-.verdict.healthy{color:#fff;background:#2e7d32}.verdict.no_data{color:#444;background:#e0e0e0}
-.sev{font-weight:600}.sev.error{color:#b3261e}.sev.warning{color:#8a5a00}.sev.info{color:#1f5f8b}
-details.run{border:1px solid #ddd;border-radius:6px;margin:.8em 0;padding:.3em .9em}
-details.run>summary{cursor:pointer;padding:.3em 0}details.run[open]>summary{border-bottom:1px solid #eee;margin-bottom:.4em}
-.muted,.notes{color:#555}.notes{margin:.2em 0;padding-left:1.2em;font-size:.92em}.warn{color:#8a5a00}
-.scope{color:#555;font-size:.9em}.legend{color:#666;font-size:12px;margin:0 0 .4em}.units{color:#444;font-size:.9em}
-.plots{display:flex;flex-wrap:wrap;gap:.4em 1.4em;align-items:flex-start}figure{margin:0;max-width:100%}figure svg{max-width:100%;height:auto}
-figcaption{font-size:12px;color:#444;max-width:360px}
-details.more>summary{cursor:pointer;color:#1f5f8b;margin:.8em 0 .3em}
-svg text{font:11px system-ui,sans-serif;fill:#444}
-.grid{stroke:#e6e6e6;fill:none}.axis{stroke:#999;fill:none}.yl,.end{text-anchor:end}.xl,.mid{text-anchor:middle}
-.zero{fill:#fdecea}.line{fill:none;stroke-width:1.6}td svg{vertical-align:middle}td svg .line{stroke-width:1.2}
-""" + f".hm .d{{fill:{DEAD_COLOUR}}}.hm .n{{fill:{NEAR_DEAD_COLOUR}}}.line{{stroke:{LINE_COLOUR}}}.dots{{fill:{LINE_COLOUR}}}\n"
+.rd{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;padding:0 1.5em;color:#1d1d1d;max-width:84em}
+.rd h1{font-size:1.45em;margin:.2em 0 .4em}.rd h2{display:inline;font-size:1.1em;font-weight:600}.rd h3{font-size:1em;margin:1em 0 .3em}
+.rd h4{font-size:.95em;margin:1em 0 .2em;font-weight:600}.rd a{color:#1f5f8b}.rd code{font-size:.95em}
+.rd table{border-collapse:collapse;margin:.4em 0;display:block;overflow-x:auto;max-width:100%}
+.rd td,.rd th{padding:.25em .8em .25em 0;text-align:left;border-bottom:1px solid #e3e3e3;vertical-align:top}
+.rd th{font-weight:600;border-bottom:2px solid #ccc}.rd .counts{margin:.2em 0 .6em;color:#333}
+.rd .verdict{font-weight:600;padding:0 .4em;border-radius:3px;white-space:nowrap}
+.rd .verdict.error{color:#fff;background:#b3261e}.rd .verdict.warning{color:#4a3000;background:#f6c453}
+.rd .verdict.healthy{color:#fff;background:#2e7d32}.rd .verdict.no_data{color:#444;background:#e0e0e0}
+.rd .sev{font-weight:600}.rd .sev.error{color:#b3261e}.rd .sev.warning{color:#8a5a00}.rd .sev.info{color:#1f5f8b}
+.rd details.run{border:1px solid #ddd;border-radius:6px;margin:.8em 0;padding:.3em .9em}
+.rd details.run>summary{cursor:pointer;padding:.3em 0}.rd details.run[open]>summary{border-bottom:1px solid #eee;margin-bottom:.4em}
+.rd .muted,.rd .notes{color:#555}.rd .notes{margin:.2em 0;padding-left:1.2em;font-size:.92em}.rd .warn{color:#8a5a00}
+.rd .scope{color:#555;font-size:.9em}.rd .legend{color:#666;font-size:12px;margin:0 0 .4em}.rd .units{color:#444;font-size:.9em}
+.rd .plots{display:flex;flex-wrap:wrap;gap:.4em 1.4em;align-items:flex-start}.rd figure{margin:0;max-width:100%}
+.rd figure svg{max-width:100%;height:auto}.rd figcaption{font-size:12px;color:#444;max-width:360px}
+.rd details.more>summary{cursor:pointer;color:#1f5f8b;margin:.8em 0 .3em}.rd svg text{font:11px system-ui,sans-serif;fill:#444}
+.rd .grid{stroke:#e6e6e6;fill:none}.rd .axis{stroke:#999;fill:none}.rd .yl,.rd .end{text-anchor:end}.rd .xl,.rd .mid{text-anchor:middle}
+.rd .zero{fill:#fdecea}.rd .line{fill:none;stroke-width:1.6}.rd td svg{vertical-align:middle}.rd td svg .line{stroke-width:1.2}
+""" + f".rd .hm .d{{fill:{DEAD_COLOUR}}}.rd .hm .n{{fill:{NEAR_DEAD_COLOUR}}}.rd .line{{stroke:{LINE_COLOUR}}}.rd .dots{{fill:{LINE_COLOUR}}}\n"
 
 
 def _e(text: object) -> str:
@@ -235,7 +235,7 @@ def share_plot(steps: Sequence[int], values: Sequence[float | None], *, title: s
     parts = [_svg_open(PLOT_WIDTH, PLOT_HEIGHT, title)]
     parts.append(_y_axis(frame, ((frame.y(share), _pct(share)) for share in SHARE_TICKS)))
     parts.append(_x_axis(frame, step_word))
-    points = [None if value is None else (frame.x(step), frame.y(value)) for step, value in zip(steps, values)]
+    points = [None if value is None else (frame.x(step), frame.y(min(max(value, 0.0), 1.0))) for step, value in zip(steps, values)]
     labels = ["" if value is None else _pct(value) for value in values]
     parts += [_polyline(points), _dots(steps, points, labels, step_word), "</svg>"]
     return "".join(parts)
@@ -255,7 +255,7 @@ def log_plot(steps: Sequence[int], values: Sequence[float | None], *, title: str
     if not known:
         return _empty_plot(title, "not logged")
     positive = [value for value in known if value > 0]
-    has_zero = len(positive) < len(known)
+    has_zero = len(positive) < len(known)  # a norm is never negative; one that is would be drawn at 0
     frame = _Frame(steps, zero_band=has_zero)
     parts = [_svg_open(PLOT_WIDTH, PLOT_HEIGHT, title)]
     bottom, top, ticks = log_ticks(min(positive), max(positive)) if positive else (0.0, 1.0, [])
@@ -266,7 +266,7 @@ def log_plot(steps: Sequence[int], values: Sequence[float | None], *, title: str
     zero_y = frame.bottom - ZERO_BAND / 2
 
     def place(value: float) -> float:
-        return zero_y if value == 0 else frame.y((math.log10(value) - bottom) / (top - bottom))
+        return zero_y if value <= 0 else frame.y((math.log10(value) - bottom) / (top - bottom))
 
     if has_zero:
         parts.append(f'<rect class="zero" x="{frame.left}" y="{frame.axis_bottom + 3}" width="{frame.right - frame.left}"'
@@ -586,4 +586,4 @@ def render_html(report: Report) -> str:
     body += [_run_section(run, anchor, report.logdir) for run, anchor in zip(ordered, anchors)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")  # fmt: skip
+            f'<style>{STYLE}</style></head><body>\n<main class="rd">' + "\n".join(body) + "</main>\n</body></html>\n")  # fmt: skip
