@@ -7,6 +7,7 @@ TensorFlow is imported only by the processes that train.
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,20 +20,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from keras_relu_doctor.replay.results import RunResult
 
 EXIT_BAD_INPUT = 2
-WIDTH_WHEN_PIPED = 180
 
 
-def _print_tables(console: Console, summary: Any) -> None:
-    """Each of the summary's tables; its first column (setting names) never wraps."""
+def _print_tables(console: Console, summary: Any, logdir: str) -> None:
+    """Each of the summary's tables, fitted to the console's width (``render.fit_table``): columns that do
+    not fit are left out in a stated order, and said; ``summary.md`` keeps them all."""
     from rich.table import Table
 
+    from keras_relu_doctor.render.fit_table import WRAPPING, fit_table
+
     for index, (title, columns, rows) in enumerate(summary.tables()):
+        fitted = fit_table(columns, rows, console.width)
         table = Table(title=title, title_justify="left", show_lines=index > 0)
-        for number, column in enumerate(columns):
-            table.add_column(column, no_wrap=number == 0 and index == 0, overflow="fold")
-        for row in rows:
+        for column, width in zip(fitted.kept, fitted.widths):
+            name = columns[column]
+            # Cells never wrap; a header narrower than its column's cells breaks between words.
+            table.add_column(textwrap.fill(name, width), no_wrap=name not in WRAPPING, width=width, overflow="fold")
+        for row in fitted.rows:
             table.add_row(*row)
         console.print(table)
+        if fitted.dropped:
+            console.print(
+                f"Left out to fit {console.width} columns: {', '.join(fitted.dropped)}; {logdir}/summary.md has every column.",
+                highlight=False,
+            )
 
 
 @click.command("replay")
@@ -84,10 +95,9 @@ def replay(
     from keras_relu_doctor.errors import ReluDoctorError
     from keras_relu_doctor.replay.grid import ReplayOptions
 
-    console = Console()
-    if not console.is_terminal:
-        # Piped or logged (make demo | tee): rich would squeeze the tables into 80 columns.
-        console = Console(width=WIDTH_WHEN_PIPED)
+    from keras_relu_doctor.cli.report import _text_width
+
+    console = Console(width=_text_width(None))  # COLUMNS, else the terminal's, else 100 when piped
     errors = Console(stderr=True)
     try:
         if list_only:
@@ -101,7 +111,7 @@ def replay(
     except ReluDoctorError as error:
         click.echo(f"relu-doctor replay: {error}", err=True)
         sys.exit(getattr(error, "exit_code", EXIT_BAD_INPUT))
-    _print_tables(console, summary)
+    _print_tables(console, summary, logdir)
     console.print(f"Tables written to {logdir}/summary.md and summary.json.", highlight=False)
     console.print(f"Browse the runs: tensorboard --logdir {logdir}", highlight=False)
 

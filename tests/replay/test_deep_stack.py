@@ -141,3 +141,10 @@ def test_bad_deep_stack_options_exit_2_with_one_line(tmp_path, args, message):
     outcome = replay(str(tmp_path / "logs"), *args)
     assert outcome.exit_code == 2
     assert message in outcome.output and outcome.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_tables_fit_the_terminal(tiny_stacks, columns):
+    from .widths import check_fits, tables_at
+
+    check_fits(tiny_stacks, tables_at(tiny_stacks, columns, *TINY), columns)

@@ -170,3 +170,18 @@ def test_the_articles_head_makes_the_output_unit_a_measured_relu(tmp_path):
     claims = json.loads((logdir / "summary.json").read_text())["claims"]
     assert {claim["head"] for claim in claims} == {"article"}  # no linear-head run was asked for
     assert [claim["claim"] for claim in claims] == [4]  # the one claim about the negative initializer
+
+
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_tables_fit_the_terminal_and_say_what_they_leave_out(tiny_replay, columns):
+    from .widths import check_fits, tables_at
+
+    output = tables_at(tiny_replay, columns, *TINY)
+    check_fits(tiny_replay, output, columns)
+    left_out = [line for line in output.splitlines() if line.startswith("Left out to fit")]
+    if columns == 80:
+        assert left_out and "summary.md has every column" in " ".join(output.split())
+    if columns == 200:  # capped at 160, where every column fits
+        assert not left_out
+    markdown = (tiny_replay / "summary.md").read_text()
+    assert "| setting | seeds | died | dead ep 1 | dead last | gradients |" in markdown  # the file keeps them all

@@ -102,3 +102,10 @@ def test_tiny_spikes_replay_matches_the_saved_models_and_the_events(tiny_spikes)
         classes = {type(layer).__name__ for layer in model.layers}
         assert ("PReLU" in classes) == (row["setting"] == "max-prelu")
         assert ("UnitNormalization" in classes) == (row["setting"] == "max-l2norm")
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_tables_fit_the_terminal(tiny_spikes, columns):
+    from .widths import check_fits, tables_at
+
+    check_fits(tiny_spikes, tables_at(tiny_spikes, columns, *TINY), columns)
