@@ -33,7 +33,7 @@ demo: install
 	@echo
 	@echo "Every run, problems first, with liveness heatmaps: open $(abspath $(DEMO_LOGDIR))/report.html"
 	@echo "Tables: $(DEMO_LOGDIR)/summary.md"
-	@echo "The two runs in TensorBoard: $(BIN)/tensorboard --logdir_spec dies:$(DEMO_LOGDIR)/$(DEMO_DIES),fixed:$(DEMO_LOGDIR)/$(DEMO_FIXED)"
+	@echo "The two runs in TensorBoard (then the RELU DOCTOR tab): $(BIN)/tensorboard --logdir_spec dies:$(DEMO_LOGDIR)/$(DEMO_DIES),fixed:$(DEMO_LOGDIR)/$(DEMO_FIXED)"
 
 # Chromium for the browser test of the HTML report (tests/render/test_html_browser.py, which
 # Playwright drives): Debian's package, installed only where it is missing (with sudo when not root).

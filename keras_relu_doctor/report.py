@@ -363,15 +363,16 @@ def build_report(
     return Report(logdir=path, runs=reports, thresholds=asdict(options))
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN/Inf as None, tuples as lists, keys as strings and numpy scalars as Python ones."""
     if isinstance(value, float):
         return _finite_or_none(value)
     if isinstance(value, dict):
-        return {str(key): _json_ready(item) for key, item in value.items()}
+        return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, np.generic):
-        return _json_ready(value.item())
+        return json_ready(value.item())
     return value
 
 
@@ -381,4 +382,4 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     """
     document = asdict(report)
     document = {"schema": document.pop("schema"), **document}
-    return _json_ready(document)
+    return json_ready(document)

@@ -93,6 +93,9 @@ def summary_metadata(plugin: str, content: bytes = b"") -> summary_pb2.SummaryMe
     )
     if plugin == PLUGIN_NAME:
         metadata.summary_description = FACTS_DESCRIPTION if content == MODEL_FACTS_CONTENT else UNITS_DESCRIPTION
+        # Said outright: TensorBoard's Rust data server (--load_fast) drops a third-party plugin's
+        # values whose class it cannot tell, and the ReLU Doctor tab would stay disabled.
+        metadata.data_class = summary_pb2.DATA_CLASS_TENSOR
     return metadata
 
 
