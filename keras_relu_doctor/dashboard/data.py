@@ -20,7 +20,7 @@ from dataclasses import asdict
 from typing import Any
 
 from keras_relu_doctor.events.logdir import find_runs
-from keras_relu_doctor.render.common import finding_layers, noteworthy, runs_by_severity
+from keras_relu_doctor.render.common import LAYER_COLUMNS, finding_layers, layer_row, noteworthy, runs_by_severity
 from keras_relu_doctor.report import LayerSummary, RunReport, json_ready, report_run
 from keras_relu_doctor.tags import facts_layers
 
@@ -116,6 +116,7 @@ class DashboardData:
             row = {key: value for key, value in asdict(layer).items() if key not in LAYER_SERIES}
             row["noteworthy"] = noteworthy(layer, named)
             row["class"] = str(layer_facts.get(layer.name, {}).get("class", ""))
+            row["cells"] = dict(zip(LAYER_COLUMNS, layer_row(layer)))  # as the text report writes them
             layers.append(row)
         layers.sort(key=lambda row: not row["noteworthy"])
         document["layers"] = layers

@@ -122,12 +122,25 @@ def layers_line(run: RunReport) -> str:
     dead = [layer for layer in run.layers if layer.dead_units]
     units = sum(len(layer.dead_units) for layer in dead)
     parts.append(f"{units} dead unit{'s' * (units != 1)} in {len(dead)} layer{'s' * (len(dead) != 1)}" if dead else "no dead unit")
-    norms = [layer.last_grad_norm for layer in run.layers if layer.last_grad_norm is not None and layer.grad_status != "no_weights"]
-    if norms:
-        low, high = min(norms), max(norms)
-        span = number(low) if low == high else f"{number(low)} to {number(high)}"
-        parts[-1] += f"; weight gradient norm{'s' * (low != high)} {span}"
+    span = gradient_span(run)
+    if span:
+        parts[-1] += f"; weight gradient norm{'s' * (' to ' in span)} {span}"
     return ": ".join(parts)
+
+
+def gradient_span(run: RunReport) -> str:
+    """The range of the last weight-gradient norms over the run's layers (``0.1 to 3``); ``""`` when none was logged.
+
+    >>> from keras_relu_doctor.report import LayerSummary
+    >>> layers = tuple(LayerSummary(n, "relu", 8, True, (), (), (), 0.0, 0.0, 0.0, None, g, "ok") for n, g in (("a", 0.1), ("b", 3.0)))
+    >>> gradient_span(RunReport("train", "healthy", (), (), layers, "ok", "epoch", None, False))
+    '0.1 to 3'
+    """
+    norms = [layer.last_grad_norm for layer in run.layers if layer.last_grad_norm is not None and layer.grad_status != "no_weights"]
+    if not norms:
+        return ""
+    low, high = min(norms), max(norms)
+    return number(low) if low == high else f"{number(low)} to {number(high)}"
 
 
 STEP_WORDS = {"epoch": "epochs done", "batch": "batches done"}

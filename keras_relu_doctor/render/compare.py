@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from keras_relu_doctor.render.common import number, runs_by_severity
+from keras_relu_doctor.render.common import gradient_span, runs_by_severity
 from keras_relu_doctor.report import Report, RunReport
 
 COMPARED = (
@@ -44,12 +44,8 @@ def _first_death(run: RunReport) -> str:
 
 
 def _gradients(run: RunReport) -> str:
-    norms = [layer.last_grad_norm for layer in run.layers if layer.last_grad_norm is not None and layer.grad_status != "no_weights"]
-    if not norms:
-        return "-"
-    low, high = min(norms), max(norms)
-    span = number(low) if low == high else f"{number(low)} to {number(high)}"
-    return span if run.gradient_status in ("ok", "unknown") else f"{run.gradient_status}: {span}"
+    span = gradient_span(run)
+    return span if not span or run.gradient_status in ("ok", "unknown") else f"{run.gradient_status}: {span}"
 
 
 def _best_fix(run: RunReport) -> str:

@@ -28,7 +28,7 @@ from keras_relu_doctor.render.common import (
     layers_line,
     measurement_notes,
     noteworthy,
-    number,
+    gradient_span,
     STEP_WORDS,
     runs_by_severity,
     unit_list,
@@ -107,9 +107,7 @@ def _print_quiet(console: Any, runs: list[RunReport], logdir: str) -> None:
     console.print(Text(f"{count} healthy run{'s' * (count != 1)} with nothing to add (no dead unit, gradients ok):", style="green"))
     table = Table("run", "layers", "weight gradient norms", box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
     for run in runs:
-        norms = [layer.last_grad_norm for layer in run.layers if layer.last_grad_norm is not None and layer.grad_status == "ok"]
-        span = "-" if not norms else number(min(norms)) if len(norms) == 1 else f"{number(min(norms))} to {number(max(norms))}"
-        table.add_row(Text(run_name(run, logdir), overflow="ellipsis"), str(len(run.layers)), span)
+        table.add_row(Text(run_name(run, logdir), overflow="ellipsis"), str(len(run.layers)), gradient_span(run) or "-")
     console.print(Padding(table, (0, 0, 0, 2)))
 
 

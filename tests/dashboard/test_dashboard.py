@@ -20,6 +20,7 @@ from dataclasses import asdict
 import pytest
 
 from keras_relu_doctor.dashboard.data import DashboardData
+from keras_relu_doctor.render.common import LAYER_COLUMNS, layer_row
 from keras_relu_doctor.report import build_report, json_ready
 
 from ..render.test_html_browser import VIEWPORT, browser  # noqa: F401  (the shared headless Chromium)
@@ -98,6 +99,8 @@ def test_routes_say_what_build_report_says(server, logdir):
     assert [fix["text"] for fix in run["fixes"]] == [fix.text for fix in expected.fixes]
     assert run["facts"]["optimizer"]["class"] == "Adam"
     root = expected.findings[0].layer
+    row = next(layer for layer in run["layers"] if layer["name"] == root)
+    assert row["noteworthy"] and row["cells"] == dict(zip(LAYER_COLUMNS, layer_row(expected.layer(root))))  # the text report's cells
     status, layer = _get(f"{plugin}/layer?" + urllib.parse.urlencode({"run": DYING_RUN, "layer": root}))
     assert status == 200
     assert layer["liveness"] == json_ready(asdict(expected.layer(root).liveness))

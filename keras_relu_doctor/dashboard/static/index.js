@@ -102,20 +102,17 @@ function layersTable(run, layerView) {
   const shown = run.layers.filter((layer) => layer.noteworthy);
   const rest = run.layers.filter((layer) => !layer.noteworthy);
   const table = el('table', {class: 'layers'}, [
-    el('thead', {}, el('tr', {}, ['layer', 'class', 'activation', 'units', 'dead', 'near-dead', 'first dead', 'gradient'].map((h) => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, ['layer', 'class', 'activation', 'units', 'dead', 'near-dead', 'first dead', 'gradient norm'].map((h) => el('th', {}, h)))),
   ]);
   const body = el('tbody');
   const addRows = (layers) => {
     for (const layer of layers) {
+      const cells = layer.cells; // formatted by the report's own code (render/common.layer_row)
       const row = el('tr', {'data-layer': layer.name}, [
         el('td', {}, el('code', {}, layer.name)),
         el('td', {}, layer.class || ''),
         el('td', {}, layer.activation || ''),
-        el('td', {}, layer.units ?? '-'),
-        el('td', {}, layer.dead_units.length ? `${layer.dead_units.length} (${pct(layer.dead_fraction)})` : '0'),
-        el('td', {}, String(layer.near_dead_units.length)),
-        el('td', {}, layer.first_dead_step === null ? '-' : `step ${layer.first_dead_step}`),
-        el('td', {}, gradientCell(layer)),
+        ...['units', 'dead', 'near-dead', 'first dead', 'gradient norm'].map((column) => el('td', {}, cells[column])),
       ]);
       row.addEventListener('click', () => showLayer(layerView, run.run, layer.name, table.parentNode));
       body.appendChild(row);
@@ -129,15 +126,6 @@ function layersTable(run, layerView) {
     return el('div', {}, [table, more]);
   }
   return table;
-}
-
-function gradientCell(layer) {
-  if (layer.grad_status === 'no_weights') {
-    return layer.last_output_grad_norm === null ? '-' : `out ${fmt(layer.last_output_grad_norm)}`;
-  }
-  if (layer.grad_status === 'zero' || layer.grad_status === 'nan') return layer.grad_status;
-  if (layer.last_grad_norm === null) return '-';
-  return layer.grad_status === 'ok' ? fmt(layer.last_grad_norm) : `${layer.grad_status} ${fmt(layer.last_grad_norm)}`;
 }
 
 async function showLayer(view, run, name, scope) {
