@@ -31,6 +31,16 @@ class UnknownName(KeyError):
     """A run or layer the logdir does not hold."""
 
 
+class NoLogdir(LookupError):
+    """TensorBoard was started without a folder to read (a gRPC data provider, say)."""
+
+
+NO_LOGDIR = (
+    "this TensorBoard has no logdir on disk (--logdir or --logdir_spec): the ReLU Doctor tab reads the event"
+    " files itself, so start TensorBoard with --logdir LOGDIR"
+)
+
+
 def parse_logdir_spec(spec: str) -> list[tuple[str, str]]:
     """``name:path,name:path`` (TensorBoard's ``--logdir_spec``) as (name, path) roots; a bare path has no name.
 
@@ -60,6 +70,8 @@ class DashboardData:
 
     def _locations(self) -> dict[str, tuple[str, str, list[str]]]:
         """TensorBoard's run name -> (root folder, path under it, event file names)."""
+        if not self._roots:
+            raise NoLogdir(NO_LOGDIR)
         found = {}
         for prefix, root in self._roots:
             if not os.path.isdir(root):

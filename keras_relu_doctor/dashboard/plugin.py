@@ -21,7 +21,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from keras_relu_doctor.dashboard.data import DashboardData, UnknownName, parse_logdir_spec
+from keras_relu_doctor.dashboard.data import DashboardData, NoLogdir, UnknownName, parse_logdir_spec
 from keras_relu_doctor.tags import PLUGIN_NAME
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -39,8 +39,12 @@ class ReluDoctorPlugin(base_plugin.TBPlugin):
         self._data = DashboardData(parse_logdir_spec(spec) if spec else [])
 
     def is_active(self) -> bool:
-        # TensorBoard marks the tab active when a run holds our per-unit records (data_plugin_names).
-        return False
+        """Asked only when TensorBoard's data provider lists no record of ours: logs written before the
+        records said their data class (the Rust data server drops those) still have runs to show."""
+        try:
+            return any(run["verdict"] != "no_data" for run in self._data.runs())
+        except NoLogdir:
+            return False
 
     def frontend_metadata(self) -> base_plugin.FrontendMetadata:
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name=TAB_NAME, disable_reload=False)
@@ -68,7 +72,7 @@ class ReluDoctorPlugin(base_plugin.TBPlugin):
                 body, code = answer(request), 200
             except MissingArgument as error:
                 body, code = {"error": str(error)}, 400
-            except UnknownName as error:
+            except (UnknownName, NoLogdir) as error:
                 body, code = {"error": str(error.args[0])}, 404
             return http_util.Respond(request, json.dumps(body), "application/json", code=code)
 

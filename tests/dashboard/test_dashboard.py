@@ -164,3 +164,66 @@ def test_the_plugin_never_imports_tensorflow(logdir):
         "assert not {'tensorflow', 'keras'} & {m.split('.')[0] for m in sys.modules}, 'imported TF'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _start(logdir, load_fast: str):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
+         "--reload_interval", "1", f"--load_fast={load_fast}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
+
+
+def test_logs_written_before_records_said_their_data_class_still_enable_the_tab(tmp_path, monkeypatch):
+    """The Rust data server drops records without a data class; the tab reads the files and stays enabled."""
+    import numpy as np
+
+    from keras_relu_doctor import tags
+    from keras_relu_doctor.events import writer as writer_module
+
+    current = writer_module.summary_metadata
+
+    def old_metadata(plugin, content=b""):
+        metadata = type(current(plugin, content))()
+        metadata.CopyFrom(current(plugin, content))
+        metadata.ClearField("data_class")
+        return metadata
+
+    monkeypatch.setattr(writer_module, "summary_metadata", old_metadata)
+    meta = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", rows=tags.REQUIRED_UNIT_ROWS)
+    with writer_module.EventWriter(tmp_path / "old" / "train") as writer:
+        for step in range(3):
+            max_abs = np.array([0.0] * 6 + [1.0] * 2, dtype=np.float32)
+            writer.units("dense/units", np.stack([max_abs > 0, max_abs]), step, meta)
+            writer.scalar("dense/grad_norm", 0.0, step)
+    process, base = _start(tmp_path, "true")
+    try:
+        deadline, entry = time.monotonic() + STARTUP_SECONDS, {}
+        while time.monotonic() < deadline and not entry.get("enabled"):
+            if process.poll() is not None:
+                pytest.fail(f"tensorboard exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                entry = _get(f"{base}/data/plugins_listing")[1].get("relu_doctor", {})
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert entry.get("enabled"), entry
+        assert _get(f"{base}/data/plugin/relu_doctor/runs")[1][0]["verdict"] == "dying_relu"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_without_a_logdir_on_disk_the_tab_says_why_it_is_empty():
+    from tensorboard.plugins.base_plugin import TBContext
+    from werkzeug.test import Client
+
+    from keras_relu_doctor.dashboard.data import NO_LOGDIR
+    from keras_relu_doctor.dashboard.plugin import ReluDoctorPlugin
+
+    plugin = ReluDoctorPlugin(TBContext(logdir="", flags=None))
+    assert not plugin.is_active()
+    response = Client(plugin.get_plugin_apps()["/runs"]).get("/runs")
+    assert response.status_code == 404 and response.get_json() == {"error": NO_LOGDIR}

@@ -24,12 +24,17 @@ export async function render() {
     list.replaceChildren(el('p', {}, 'No run with ReluDoctor records in this logdir.'));
     return;
   }
-  const problems = runs.filter((run) => run.problems.length).length;
+  // Runs without records (Keras' validation folders: loss curves only) fold under the others.
+  const measured = runs.filter((run) => run.verdict !== 'no_data');
+  const empty = runs.filter((run) => run.verdict === 'no_data');
+  const problems = measured.filter((run) => run.problems.length).length;
+  const entry = (run) => runEntry(run, () => showRun(detail, run.run, list));
   list.replaceChildren(
-    el('p', {class: 'count'}, `${runs.length} runs: ${problems} with problems`),
-    ...runs.map((run) => runEntry(run, () => showRun(detail, run.run, list)))
+    el('p', {class: 'count'}, `${measured.length} runs: ${problems} with problems`),
+    ...measured.map(entry),
+    empty.length ? el('details', {}, [el('summary', {}, `${empty.length} runs without ReluDoctor records`), ...empty.map(entry)]) : []
   );
-  showRun(detail, runs[0].run, list);
+  showRun(detail, (measured[0] || runs[0]).run, list);
 }
 
 function runEntry(run, onClick) {
