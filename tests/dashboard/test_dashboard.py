@@ -51,13 +51,7 @@ def _get(url: str) -> tuple[int, object]:
 @pytest.fixture(scope="module", params=["false", "true"], ids=["python-ingester", "rust-data-server"])
 def server(request, logdir):
     """``tensorboard --logdir LOGDIR`` on a free port, until its plugin listing shows our tab enabled."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
-         "--reload_interval", "1", f"--load_fast={request.param}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    process, base = _start(logdir, request.param)
     try:
         deadline, listing = time.monotonic() + STARTUP_SECONDS, {}
         while time.monotonic() < deadline:
