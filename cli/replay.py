@@ -7,7 +7,6 @@ TensorFlow is imported only by the processes that train.
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,28 +21,27 @@ if TYPE_CHECKING:  # pragma: no cover
 EXIT_BAD_INPUT = 2
 
 
-def _print_tables(console: Console, summary: Any, logdir: str) -> None:
-    """Each of the summary's tables, fitted to the console's width (``render.fit_table``): columns that do
-    not fit are left out in a stated order, and said; ``summary.md`` keeps them all."""
+def print_tables(console: Console, summary: Any, logdir: str) -> None:
+    """Each of the summary's tables, fitted to the console's width (``render.fit_table``): the columns that
+    do not fit are left out in the table's drop order and named under it; ``summary.md`` keeps them all."""
     from rich.table import Table
+    from rich.text import Text
 
-    from keras_relu_doctor.render.fit_table import WRAPPING, fit_table
+    from keras_relu_doctor.render.fit_table import fit_table, left_out_note
+    from keras_relu_doctor.replay.summary import SUMMARY_MD
 
-    for index, (title, columns, rows) in enumerate(summary.tables()):
-        fitted = fit_table(columns, rows, console.width)
-        table = Table(title=title, title_justify="left", show_lines=index > 0)
-        for column, width in zip(fitted.kept, fitted.widths):
-            name = columns[column]
-            # Cells never wrap; a header narrower than its column's cells breaks between words.
-            table.add_column(textwrap.fill(name, width), no_wrap=name not in WRAPPING, width=width, overflow="fold")
+    for table in summary.tables():
+        fitted = fit_table(table.columns, table.rows, console.width, table.drop_order)
+        wrapped = any("\n" in cell for row in fitted.rows for cell in row)
+        shown = Table(title=Text(table.title), title_justify="left", show_lines=wrapped)
+        for header, width in zip(fitted.headers, fitted.widths):
+            # Cells come broken into lines already (between words): rich only lays them out.
+            shown.add_column(Text(header), width=width, no_wrap=True, overflow="fold")
         for row in fitted.rows:
-            table.add_row(*row)
-        console.print(table)
+            shown.add_row(*map(Text, row))
+        console.print(shown)
         if fitted.dropped:
-            console.print(
-                f"Left out to fit {console.width} columns: {', '.join(fitted.dropped)}; {logdir}/summary.md has every column.",
-                highlight=False,
-            )
+            console.print(left_out_note(fitted.dropped, console.width, f"{logdir}/{SUMMARY_MD}"), highlight=False)
 
 
 @click.command("replay")
@@ -97,7 +95,9 @@ def replay(
 
     from keras_relu_doctor.cli.report import _text_width
 
-    console = Console(width=_text_width(None))  # COLUMNS, else the terminal's, else 100 when piped
+    # COLUMNS, else the terminal's when stdout is one, else 100 (capped at 160): rich alone would take
+    # the width of whichever of stdin, stdout and stderr is a terminal, or 80, even into a file.
+    console = Console(width=_text_width(None))
     errors = Console(stderr=True)
     try:
         if list_only:
@@ -111,7 +111,7 @@ def replay(
     except ReluDoctorError as error:
         click.echo(f"relu-doctor replay: {error}", err=True)
         sys.exit(getattr(error, "exit_code", EXIT_BAD_INPUT))
-    _print_tables(console, summary, logdir)
+    print_tables(console, summary, logdir)
     console.print(f"Tables written to {logdir}/summary.md and summary.json.", highlight=False)
     console.print(f"Browse the runs: tensorboard --logdir {logdir}", highlight=False)
 

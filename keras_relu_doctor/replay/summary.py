@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from keras_relu_doctor.replay.claims import ClaimResult, evaluate_claims
 from keras_relu_doctor.replay.model import measured_layer
@@ -146,6 +146,28 @@ SETTING_COLUMNS = (
     "verdict",
 )
 CLAIM_COLUMNS = ("#", "head", "article's claim", "result", "numbers")
+# The claims of experiments with one model family (no head column): ``claim_row``'s cells.
+FINDING_COLUMNS = ("#", "the article's finding", "result", "numbers")
+
+# Columns a narrow terminal leaves out, least important first (``render.fit_table``); the others always stay.
+# The seeds are in every "died" cell's denominator; the losses sum up less than the deaths and the verdict.
+SETTING_DROP_ORDER = ("seeds", "baseline", "val loss", "train loss", "dead ep 1", "gradients")
+# The numbers behind a result go first; the head stays while it can, since claims 1-3 are judged under both.
+CLAIM_DROP_ORDER = ("numbers", "head")
+FINDING_DROP_ORDER = ("numbers",)
+
+
+class Table(NamedTuple):
+    """One of a summary's tables: title, columns, rows, and the columns a narrow terminal leaves out first.
+
+    >>> Table("Claims", FINDING_COLUMNS, [], FINDING_DROP_ORDER).drop_order
+    ('numbers',)
+    """
+
+    title: str
+    columns: Sequence[str]
+    rows: list[list[str]]
+    drop_order: Sequence[str] = ()
 
 
 def setting_cells(row: SettingRow) -> list[str]:
@@ -193,7 +215,7 @@ class TablesSummary:
     runs: tuple[Any, ...]
     schema: int = SCHEMA_VERSION
 
-    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:  # pragma: no cover - abstract
+    def tables(self) -> list[Table]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,19 +230,20 @@ class TablesSummary:
         }
 
     def to_markdown(self) -> str:
-        return "\n".join(f"## {title}\n\n{markdown_table(columns, rows)}\n" for title, columns, rows in self.tables())
+        return "\n".join(f"## {table.title}\n\n{markdown_table(table.columns, table.rows)}\n" for table in self.tables())
 
 
 @dataclass(frozen=True)
 class ReplaySummary(TablesSummary):
     """Everything the replay concludes: rows, claims, and the runs behind them."""
 
-    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:
-        """(title, columns, rows) of each table, as the terminal shows them."""
+    def tables(self) -> list[Table]:
+        """The settings and the claims, as the terminal shows them."""
         return [
-            ("Replay, one row per setting: seeds where units died, mean share of dead hidden units, "
-             "the report's gradients and verdict", SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
-            ("The article's claims", CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims]),
+            Table("Replay, one row per setting: seeds where units died, mean share of dead hidden units, "
+                  "the report's gradients and verdict", SETTING_COLUMNS, [setting_cells(row) for row in self.settings],
+                  SETTING_DROP_ORDER),
+            Table("The article's claims", CLAIM_COLUMNS, [claim_cells(claim) for claim in self.claims], CLAIM_DROP_ORDER),
         ]  # fmt: skip
 
     def to_markdown(self) -> str:
@@ -253,5 +276,10 @@ def write_summary(summary: TablesSummary, logdir: str | Path) -> tuple[Path, Pat
 
 
 def claim_row(claim: ClaimResult) -> list[str]:
-    """A claims-table row without the head column (experiments with one model family)."""
+    """A claims-table row without the head column (experiments with one model family): ``FINDING_COLUMNS``."""
     return [str(claim.claim), claim.text, claim.verdict, claim.evidence]
+
+
+def findings_table(title: str, claims: Sequence[ClaimResult]) -> Table:
+    """The claims table of an experiment with one model family (no head column)."""
+    return Table(title, FINDING_COLUMNS, [claim_row(claim) for claim in claims], FINDING_DROP_ORDER)

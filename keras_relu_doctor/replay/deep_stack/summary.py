@@ -18,10 +18,11 @@ from typing import Any
 from keras_relu_doctor.replay.deep_stack.claims import evaluate_stack_claims
 from keras_relu_doctor.replay.deep_stack.model import conv_layer_names
 from keras_relu_doctor.replay.deep_stack.results import StackResult
-from keras_relu_doctor.replay.summary import TablesSummary, claim_row, mean_of, most_common, reports_by_run
+from keras_relu_doctor.replay.summary import Table, TablesSummary, findings_table, mean_of, most_common, reports_by_run
 
 SETTING_COLUMNS = ("setting", "seeds", "trains", "val acc", "val loss", "verdict", "vanishing up to", "last/stem grad, orders")
-CLAIM_COLUMNS = ("#", "the article's finding", "result", "numbers")
+# Left out first on a narrow terminal: "trains" sums up the accuracy, the verdict and "vanishing up to" the gradients.
+SETTING_DROP_ORDER = ("seeds", "val loss", "last/stem grad, orders", "val acc", "vanishing up to")
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,13 @@ def attach_stack_report(results: Sequence[StackResult], logdir: str | Path) -> t
 class StackSummary(TablesSummary):
     """The deep-stack replay's rows, findings and runs."""
 
-    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:
-        """(title, columns, rows) of each table, for the terminal and the markdown file."""
+    def tables(self) -> list[Table]:
+        """The settings and the findings, for the terminal and the markdown file."""
         return [
-            ("Deep stacks, one row per setting: seeds that train (val accuracy >= 3x chance), the report's verdict "
-             "and where vanishing reaches, orders of magnitude between the last convolution's gradient and the stem's",
-             SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
-            ("The article's findings on deep stacks", CLAIM_COLUMNS, [claim_row(claim) for claim in self.claims]),
+            Table("Deep stacks, one row per setting: seeds that train (val accuracy >= 3x chance), the report's verdict "
+                  "and where vanishing reaches, orders of magnitude between the last convolution's gradient and the stem's",
+                  SETTING_COLUMNS, [setting_cells(row) for row in self.settings], SETTING_DROP_ORDER),
+            findings_table("The article's findings on deep stacks", self.claims),
         ]  # fmt: skip
 
 

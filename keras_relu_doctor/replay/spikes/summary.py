@@ -18,12 +18,13 @@ from typing import Any
 from keras_relu_doctor.replay.spikes.claims import evaluate_spike_claims
 from keras_relu_doctor.replay.spikes.model import RECTIFIED
 from keras_relu_doctor.replay.spikes.results import SpikeResult
-from keras_relu_doctor.replay.summary import TablesSummary, claim_row, mean_of, most_common, reports_by_run
+from keras_relu_doctor.replay.summary import Table, TablesSummary, findings_table, mean_of, most_common, reports_by_run
 from keras_relu_doctor.tags import TRAIN_SUBDIR, ZERO_FRACTION, tag
 
 SETTING_COLUMNS = ("setting", "seeds", "spikes", "deaths at spikes", "dead units", "near-dead", "first death",
                    "pooled zeros", "val acc", "verdict")  # fmt: skip
-CLAIM_COLUMNS = ("#", "the article's finding", "result", "numbers")
+# Left out first on a narrow terminal: the units dead and the verdict stay, with the spikes they follow.
+SETTING_DROP_ORDER = ("seeds", "near-dead", "val acc", "pooled zeros", "first death", "deaths at spikes")
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,13 @@ def attach_spike_report(results: Sequence[SpikeResult], logdir: str | Path) -> t
 class SpikeSummary(TablesSummary):
     """The loss-spikes replay's rows, findings and runs."""
 
-    def tables(self) -> list[tuple[str, Sequence[str], list[list[str]]]]:
+    def tables(self) -> list[Table]:
+        """The settings and the findings, for the terminal and the markdown file."""
         return [
-            ("Loss spikes, one row per setting: the probe loss's spikes, units that died at them (all seeds), "
-             "dead and near-dead units of all rectified units, first death (batch), zeros in the pooled features",
-             SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),
-            ("The article's findings on loss spikes and pooling", CLAIM_COLUMNS,
-             [claim_row(claim) for claim in self.claims]),
+            Table("Loss spikes, one row per setting: the probe loss's spikes, units that died at them (all seeds), "
+                  "dead and near-dead units of all rectified units, first death (batch), zeros in the pooled features",
+                  SETTING_COLUMNS, [setting_cells(row) for row in self.settings], SETTING_DROP_ORDER),
+            findings_table("The article's findings on loss spikes and pooling", self.claims),
         ]  # fmt: skip
 
 
