@@ -33,7 +33,8 @@ def compare(logdir: str, runs: tuple[str, ...]) -> None:
     except ReluDoctorError as error:
         click.echo(f"relu-doctor compare: error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    PrintableStream(click.get_text_stream("stdout")).write(render_comparison(report, width=_text_width(None)))
+    paths = [run.run for run in report.runs]  # in the order asked
+    PrintableStream(click.get_text_stream("stdout")).write(render_comparison(report, paths, width=_text_width(None)))
 
 
 def _read(logdir: str, wanted: tuple[str, ...]):  # -> Report

@@ -79,7 +79,7 @@ def loss_at_chance(
         evidence={"tag": tag, "chance_loss": chance, "best_loss": float(finite.min()), "last_loss": float(finite[-1]),
                   "margin": margin},  # fmt: skip
         fixes=ranked("check_data", "lower_lr", "normalize_inputs"),
-        summary=f"{tag} never leaves chance: best {float(finite.min()):.4g} against {chance:.4g} for a constant"
+        summary=f"{tag} never gets below chance: best {float(finite.min()):.4g} against {chance:.4g} for a constant"
         " prediction; the model has learnt next to nothing",
     )
 

@@ -40,10 +40,18 @@ def unit_list(units: tuple[int, ...], limit: int = 12) -> str:
 
 
 def dead_cell(layer: LayerSummary) -> str:
-    """Dead units as ``count (share)``, ``0`` when none, or the histogram estimate marked ``~``."""
+    """Dead units as ``count (share)``, ``0`` when none (saying how many came back, if any), or the
+    histogram estimate marked ``~``.
+
+    >>> from keras_relu_doctor.report import LayerSummary
+    >>> dead_cell(LayerSummary("out", "relu", 1, True, (), (), (0,), 0.0, 0.0, 1.0, 0, 0.9, "ok"))
+    '0 (1 revived)'
+    """
     if not layer.per_unit:
         return f"~{fraction(layer.dead_fraction)}" if layer.dead_fraction is not None else "-"
-    return f"{len(layer.dead_units)} ({fraction(layer.dead_fraction)})" if layer.dead_units else "0"
+    if layer.dead_units:
+        return f"{len(layer.dead_units)} ({fraction(layer.dead_fraction)})"
+    return f"0 ({len(layer.revived_units)} revived)" if layer.revived_units else "0"
 
 
 def layer_row(layer: LayerSummary) -> tuple[str, ...]:
@@ -77,7 +85,10 @@ def gradient_cell(layer: LayerSummary) -> str:
     return shown if layer.grad_status == "ok" else f"{layer.grad_status} {shown}"
 
 
-GRADIENT_LEGEND = "gradient norm: of the weights' gradient at the last step; out: of the output's (no weights)"
+GRADIENT_LEGEND = (
+    "dead: at the last step, deaths carried from a layer upstream included (a finding counts the layer's own);"
+    " gradient norm: of the weights' gradient at the last step; out: of the output's (no weights)"
+)
 PROBLEM_GRADIENTS = ("zero", "vanishing", "exploding", "nan")
 
 
@@ -115,13 +126,14 @@ def layers_line(run: RunReport) -> str:
     >>> from keras_relu_doctor.report import LayerSummary
     >>> layer = LayerSummary("d", "relu", 8, True, (1,), (), (), 0.125, 0.0, 0.0, 2, 0.3, "ok")
     >>> layers_line(RunReport("train", "healthy", (), (), (layer,), "ok", "epoch", None, False))
-    '1 layer measured: 1 dead unit in 1 layer; weight gradient norm 0.3'
+    '1 layer measured: 1 dead unit in 1 layer (d); weight gradient norm 0.3'
     """
     count = len(run.layers)
     parts = [f"{count} layer{'s' * (count != 1)} measured"]
     dead = [layer for layer in run.layers if layer.dead_units]
     units = sum(len(layer.dead_units) for layer in dead)
-    parts.append(f"{units} dead unit{'s' * (units != 1)} in {len(dead)} layer{'s' * (len(dead) != 1)}" if dead else "no dead unit")
+    where = f" ({', '.join(layer.name.rpartition('/')[2] for layer in dead[:3])}{f' and {len(dead) - 3} more' if len(dead) > 3 else ''})"
+    parts.append(f"{units} dead unit{'s' * (units != 1)} in {len(dead)} layer{'s' * (len(dead) != 1)}{where}" if dead else "no dead unit")
     span = gradient_span(run)
     if span:
         parts[-1] += f"; weight gradient norm{'s' * (' to ' in span)} {span}"

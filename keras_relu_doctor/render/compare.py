@@ -15,6 +15,7 @@ import io
 from collections.abc import Sequence
 
 from keras_relu_doctor.render.common import gradient_span, runs_by_severity
+from keras_relu_doctor.render.names import shorten_unique
 from keras_relu_doctor.report import Report, RunReport
 
 COMPARED = (
@@ -66,14 +67,18 @@ def render_comparison(report: Report, paths: Sequence[str] | None = None, *, wid
 
     runs = [report.run(path) for path in paths] if paths else runs_by_severity(report.runs)
     console = Console(file=io.StringIO(), width=width, color_system=None, no_color=True, highlight=False, force_jupyter=False)
+    rows = [(label, [cell(run) or "-" for run in runs]) for label, cell in COMPARED]
+    rows = [(label, cells) for label, cells in rows if any(value != "-" for value in cells)]
+    label_width = max((len(label) for label, _ in rows), default=0)
     table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, show_edge=False)
-    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True, min_width=label_width)
     suffix = "/train" if all(run.run.endswith("/train") for run in runs) else ""
-    for run in runs:
-        table.add_column(Text(run.run[: len(run.run) - len(suffix)]))  # names are not markup
-    for label, cell in COMPARED:
-        cells = [cell(run) or "-" for run in runs]
-        if any(value != "-" for value in cells):
-            table.add_row(label, *(Text(value) for value in cells))  # names are not markup
+    names = [run.run[: len(run.run) - len(suffix)] for run in runs]
+    column = max(12, (width - label_width - 2 * (len(runs) + 1)) // max(1, len(runs)))  # 2: the padding after each
+    short = shorten_unique(names, column)  # cut in the middle: seeds and suffixes stay visible
+    for name in names:
+        table.add_column(Text(short[name]), min_width=len(short[name]), max_width=column)  # names are not markup
+    for label, cells in rows:
+        table.add_row(label, *(Text(value) for value in cells))  # names are not markup
     console.print(table)
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"

@@ -106,8 +106,12 @@ def _print_quiet(console: Any, runs: list[RunReport], logdir: str) -> None:
     count = len(runs)
     console.print(Text(f"{count} healthy run{'s' * (count != 1)} with nothing to add (no dead unit, gradients ok):", style="green"))
     table = Table("run", "layers", "weight gradient norms", box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    spans = [gradient_span(run) or "-" for run in runs]
+    room = console.width - 2 - len("layers ") - max(len("weight gradient norms"), *map(len, spans)) - 1
+    short = shorten_unique((run_name(run, logdir) for run in runs), max(NAME_WIDTH_MIN, room))  # cut in the middle
+    names = {run.run: short[run_name(run, logdir)] for run in runs}
     for run in runs:
-        table.add_row(Text(run_name(run, logdir), overflow="ellipsis"), str(len(run.layers)), gradient_span(run) or "-")
+        table.add_row(Text(names[run.run]), str(len(run.layers)), gradient_span(run) or "-")
     console.print(Padding(table, (0, 0, 0, 2)))
 
 
@@ -158,7 +162,7 @@ def _print_run(console: Any, run: RunReport, logdir: str, all_layers: bool) -> N
         _print_notes(console, [*notes, *(f"warning: {warning}" for warning in run.warnings)])
         summary = layers_line(run)
         if run.fixes:
-            summary += f"; --all-layers for {len(run.fixes)} fix(es)"
+            summary += f"; {len(run.fixes)} fix(es): --all-layers, or --format markdown or html"
         console.print(Padding(Text(summary, style="dim"), (0, 0, 0, 2)))
         return
     if run.fixes:

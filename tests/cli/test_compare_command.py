@@ -48,3 +48,16 @@ def test_a_run_not_found_is_one_line_naming_the_runs(tmp_path):
     assert result.output.strip().splitlines() == [
         f"relu-doctor compare: error: no run 'b' (nor 'b/train') under '{tmp_path}'; runs: a/train"
     ]
+
+
+def test_runs_keep_the_order_asked_and_long_names_are_cut_in_the_middle(tmp_path):
+    long_a, long_b = "relu-random_uniform-d1-more_epochs-article-s0", "relu-random_uniform-d1-more_epochs-article-s1"
+    _write(tmp_path / long_a, dead=0)
+    _write(tmp_path / long_b, dead=8)
+    result = _compare(tmp_path, long_a, long_b)  # the healthy run first, as asked
+    assert result.exit_code == 0, result.output
+    header, verdicts = result.output.splitlines()[:2]
+    assert verdicts.split()[1:] == ["healthy", "dying_relu"]
+    first, second = header.split()
+    assert "…" in first and first.endswith("s0") and second.endswith("s1")
+    assert max(map(len, result.output.splitlines())) <= 80
