@@ -87,10 +87,9 @@ def collect_fixes(findings: tuple[Finding, ...]) -> tuple[RunFix, ...]:
     order = sorted(findings, key=lambda finding: _SEVERITY_ORDER.get(finding.severity, 3))
     collected: dict[str, tuple[list[str], list[str]]] = {}
     for finding in order:
-        layers = [str(name) for name in finding.evidence.get("layers", ())] or ([finding.layer] if finding.layer else [])
         for fix in finding.fixes:
             known_layers, kinds = collected.setdefault(fix, ([], []))
-            known_layers.extend(name for name in layers if name not in known_layers)
+            known_layers.extend(name for name in finding.layers if name not in known_layers)
             if finding.kind not in kinds:
                 kinds.append(finding.kind)
     return tuple(RunFix(text, tuple(layers), tuple(kinds)) for text, (layers, kinds) in collected.items())

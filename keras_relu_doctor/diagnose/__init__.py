@@ -218,7 +218,7 @@ def _fit_fixes(finding: Finding, context: ModelContext) -> Finding:
     """The finding's fixes without what the model already has; the learning rate first when it is high
     and the problem came with training (units that died after the first update, explosion, a stuck loss).
     """
-    layers = finding.evidence.get("layers") or ([finding.layer] if finding.layer else [])
+    layers = finding.layers
     trained_into_it = finding.kind in _LEARNING_RATE_KINDS or (
         finding.kind == DYING_RELU and finding.evidence.get("died_in_training", False)
     )

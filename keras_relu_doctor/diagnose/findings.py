@@ -57,6 +57,16 @@ class Finding:
     summary: str = ""
 
     @property
+    def layers(self) -> tuple[str, ...]:
+        """The layers it is about: those its evidence lists, else its own layer (none for the loss curve).
+
+        >>> Finding("vanishing_gradients", "d0", "warning", 0, evidence={"layers": ["d0", "d1"]}).layers
+        ('d0', 'd1')
+        """
+        listed = tuple(str(name) for name in self.evidence.get("layers", ()))
+        return listed or ((self.layer,) if self.layer else ())
+
+    @property
     def problem(self) -> bool:
         """True when the finding makes the run unhealthy (``info`` findings do not)."""
         return self.severity != INFO

@@ -98,9 +98,9 @@ def finding_layers(run: RunReport, *, problems_only: bool = False) -> set[str]:
     for finding in run.findings:
         if problems_only and not finding.problem:
             continue
-        named.update(str(name) for name in finding.evidence.get("layers", ()))
+        named.update(finding.layers)
         if finding.layer:
-            named.add(finding.layer)
+            named.add(finding.layer)  # a run-wide gradient finding's input-most layer, also when its evidence lists others
     return named
 
 
