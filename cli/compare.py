@@ -26,7 +26,7 @@ def compare(logdir: str, runs: tuple[str, ...]) -> None:
     from keras_relu_doctor.render.common import PrintableStream
     from keras_relu_doctor.render.compare import render_comparison
 
-    from keras_relu_doctor.cli.report import _text_width
+    from keras_relu_doctor.cli.report import text_width
 
     try:
         report = _read(logdir, runs)
@@ -34,7 +34,7 @@ def compare(logdir: str, runs: tuple[str, ...]) -> None:
         click.echo(f"relu-doctor compare: error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     paths = [run.run for run in report.runs]  # in the order asked
-    PrintableStream(click.get_text_stream("stdout")).write(render_comparison(report, paths, width=_text_width(None)))
+    PrintableStream(click.get_text_stream("stdout")).write(render_comparison(report, paths, width=text_width(None)))
 
 
 def _read(logdir: str, wanted: tuple[str, ...]):  # -> Report

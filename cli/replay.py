@@ -93,11 +93,11 @@ def replay(
     from keras_relu_doctor.errors import ReluDoctorError
     from keras_relu_doctor.replay.grid import ReplayOptions
 
-    from keras_relu_doctor.cli.report import _text_width
+    from keras_relu_doctor.cli.report import text_width
 
     # COLUMNS, else the terminal's when stdout is one, else 100 (capped at 160): rich alone would take
     # the width of whichever of stdin, stdout and stderr is a terminal, or 80, even into a file.
-    console = Console(width=_text_width(None))
+    console = Console(width=text_width(None))
     errors = Console(stderr=True)
     try:
         if list_only:

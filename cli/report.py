@@ -110,7 +110,7 @@ def _report(
         if output_format == "json":
             write_json(result, stream)  # streamed, names made printable by write_json itself
         else:
-            options = {"color": color, "width": _text_width(output), "all_layers": all_layers} if output_format == "text" else {}
+            options = {"color": color, "width": text_width(output), "all_layers": all_layers} if output_format == "text" else {}
             PrintableStream(stream).write(RENDERERS[output_format](result, **options))
 
     if output is None:
@@ -127,7 +127,7 @@ WIDTH_WHEN_PIPED = 100  # a file or a pipe has no width; this one keeps a real m
 WIDTH_MAX = 160  # past this, lines get too long to read in one glance
 
 
-def _text_width(output: str | None) -> int:
+def text_width(output: str | None) -> int:
     """The text report's width: ``COLUMNS`` when set, else the terminal's, else ``WIDTH_WHEN_PIPED``."""
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
