@@ -118,7 +118,13 @@ def _report(
     else:
         _to_file(output, render)
     if write_tensorboard:
-        written = write_tensorboard_text(result)
+        from keras_relu_doctor.errors import BadOption
+
+        try:
+            written = write_tensorboard_text(result)
+        except OSError as error:
+            reason = error.strerror or str(error) or type(error).__name__
+            raise BadOption(f"--write-tensorboard: cannot write into {logdir!r} ({reason}); leave out --write-tensorboard") from None
         click.echo(f"wrote the report as a TensorBoard text summary to {len(written)} run(s)", err=True)
     return result.problems()
 
@@ -224,7 +230,10 @@ def _umask() -> int:
 def _check_writable(result: Any) -> None:
     """--write-tensorboard adds a file to every run folder: fail before the first if any is read-only."""
     from keras_relu_doctor.errors import BadOption
+    from keras_relu_doctor.events.storage import is_url
 
+    if is_url(result.logdir):
+        return  # an object store says no only when written to (see _report)
     for run in result.runs:
         folder = os.path.join(result.logdir, run.run)
         if not os.access(folder, os.W_OK):

@@ -70,3 +70,59 @@ def mobilenet_runs(tmp_path_factory):
 def mobilenet_logdir(mobilenet_runs):
     """The logdir ReluDoctor wrote while MobileNetV2 trained (``train`` inside)."""
     return mobilenet_runs["log_dir"]
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 API on loopback (moto's server, in a process of its own), with bucket ``logs``; yields the fsspec file system.
+
+    ``AWS_ENDPOINT_URL`` points every S3 client of this process (and of the
+    processes it starts) at it, with throwaway credentials.
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Its own process, so that what the server holds never counts as ours.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"moto's S3 server did not start on port {port}")
+            time.sleep(0.1)
+    settings = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("logs")
+    try:
+        yield fs
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

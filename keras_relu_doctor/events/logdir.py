@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import stat
 from fnmatch import fnmatchcase
 from typing import Iterator
 
 from keras_relu_doctor.errors import BadOption, LogdirNotFound, NoEventFiles, UnreadableEventFile
 from keras_relu_doctor.events.run import read_run
 from keras_relu_doctor.events.series import Logdir, Run
+from keras_relu_doctor.events.storage import Storage, storage_for
 
 EVENT_FILE_MARKER = "tfevents"
 RUNS_LISTED = 8  # run names an error message shows before "and N more"
@@ -38,42 +38,54 @@ def _file_order(name: str) -> tuple[int, str]:
 def find_runs(logdir: str | os.PathLike) -> list[tuple[str, list[str]]]:
     """``(run path relative to logdir, event file names in read order)``, sorted by run path.
 
+    ``logdir`` is a local path or an fsspec URL (``s3://bucket/logs``).
     Raises ``LogdirNotFound`` for a missing path or a file, and ``NoEventFiles``
     when no folder below it holds an event file.
     """
-    return _find(os.fspath(logdir))[0]
+    storage, root = storage_for(logdir)
+    return _find(storage, root, os.fspath(logdir))[0]
 
 
-def _find(root: str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
+def _find(storage: Storage, root: str, shown: str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
     """:func:`find_runs`, and the folders that could not be listed."""
-    if not os.path.exists(root):
-        raise LogdirNotFound(f"logdir {root!r} does not exist: pass the log_dir given to ReluDoctor or TensorBoard")
-    if not os.path.isdir(root):
-        raise LogdirNotFound(f"logdir {root!r} is a file, not a folder: pass the folder that holds the event files")
-    runs, unreadable = _walk(root)
+    try:
+        exists, isdir = storage.exists(root), storage.isdir(root)
+    except Exception as error:  # noqa: BLE001 -- a remote store's credentials or network, in its own words
+        raise LogdirNotFound(f"cannot list logdir {shown!r}: {_reason(error)}") from None
+    if not exists and not isdir:
+        raise LogdirNotFound(f"logdir {shown!r} does not exist: pass the log_dir given to ReluDoctor or TensorBoard")
+    if not isdir:
+        raise LogdirNotFound(f"logdir {shown!r} is a file, not a folder: pass the folder that holds the event files")
+    runs, unreadable = _walk(storage, root)
     if not runs:
         skipped = f" ({len(unreadable)} folder(s) could not be read, e.g. {unreadable[0][0]!r}: {unreadable[0][1]})" if unreadable else ""
         raise NoEventFiles(
-            f"no events.out.tfevents.* file under {root!r}{skipped}: train with ReluDoctor(log_dir=...) first,"
+            f"no events.out.tfevents.* file under {shown!r}{skipped}: train with ReluDoctor(log_dir=...) first,"
             " or pass the folder it wrote to"
         )
     return runs, unreadable
 
 
-def _walk(root: str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
+def _reason(error: BaseException) -> str:
+    """An exception in one line: its message, or its class name when it has none."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _walk(storage: Storage, root: str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:
     """The runs under ``root``, sorted, and the folders that could not be listed, with the reason."""
     runs, unreadable = [], []
 
     def skipped(error: OSError) -> None:
-        where = os.path.relpath(error.filename, root).replace(os.sep, "/") if error.filename else "."
+        where = storage.relpath(error.filename, root) if error.filename else "."
         unreadable.append((where, error.strerror or type(error).__name__))
 
-    for folder, subfolders, names in os.walk(root, onerror=skipped):
+    for folder, subfolders, names in storage.walk(root, onerror=skipped):
         subfolders.sort()
         # TensorBoard's own test: the name contains "tfevents".
         events = sorted((name for name in names if EVENT_FILE_MARKER in name), key=_file_order)
         if events:
-            runs.append((os.path.relpath(folder, root).replace(os.sep, "/"), events))
+            runs.append((storage.relpath(folder, root), events))
     return sorted(runs), unreadable
 
 
@@ -83,8 +95,9 @@ def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterato
     ``run_glob`` (e.g. ``"*/train"``) keeps the runs whose relative path matches.
     Raises ``UnreadableEventFile`` at the end if no file held a readable record.
     """
-    root = os.fspath(logdir)
-    runs, unreadable = _find(root)
+    shown = os.fspath(logdir)
+    storage, root = storage_for(shown)
+    runs, unreadable = _find(storage, root, shown)
     if run_glob is not None:
         found = [path for path, _ in runs]
         runs = [(path, files) for path, files in runs if fnmatchcase(path, run_glob)]
@@ -93,38 +106,29 @@ def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterato
             raise BadOption(f"--run {run_glob!r} matches no run; runs found: {shown}")
     readable, torn = 0, 0
     for path, files in runs:
-        run = read_run(os.path.join(root, path), files, path)
+        run = read_run(storage.join(root, path), files, path, storage)
         readable += run.records
         torn += len(run.truncated_files)
         yield run
     for path, reason in unreadable:
         if run_glob is None or fnmatchcase(path, run_glob):
             # Shown as a run without data, so every format says which folder and why.
-            empty = read_run(os.path.join(root, path), [], path)
+            empty = read_run(storage.join(root, path), [], path, storage)
             yield dataclasses.replace(empty, warnings=(f"folder {path!r} could not be read ({reason}); skipped it",))
     if not readable:
-        sizes = [_size(os.path.join(root, path, name)) for path, files in runs for name in files]
+        infos = [storage.info(storage.join(root, path, name)) for path, files in runs for name in files]
         first = os.path.normpath(os.path.join(runs[0][0], runs[0][1][0]))
-        if not any(sizes):
-            raise NoEventFiles(f"the event files under {root!r} are all empty: training has not written any yet")
+        if not any(info.size for info in infos if info.regular):
+            raise NoEventFiles(f"the event files under {shown!r} are all empty: training has not written any yet")
         if torn:
             raise NoEventFiles(
-                f"the event files under {root!r} hold no complete record yet (e.g. {first!r} ends inside its"
+                f"the event files under {shown!r} hold no complete record yet (e.g. {first!r} ends inside its"
                 " first): training is still writing, or stopped mid-write; run the report again once it has logged"
             )
         raise UnreadableEventFile(
-            f"no readable record in the event files under {root!r} (e.g. {first!r}):"
+            f"no readable record in the event files under {shown!r} (e.g. {first!r}):"
             " they are not TensorBoard event files, or are damaged throughout"
         )
-
-
-def _size(path: str) -> int:
-    """A regular file's size; 0 for anything else (a FIFO, a device, a broken link)."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return 0
-    return status.st_size if stat.S_ISREG(status.st_mode) else 0
 
 
 def read_logdir(logdir: str | os.PathLike, run_glob: str | None = None) -> Logdir:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 import struct
 from array import array
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from keras_relu_doctor.errors import UnreadableEventFile
 from keras_relu_doctor.events.framing import iter_batches
 from keras_relu_doctor.events.histograms import STAT_NAMES, bucket_stats, legacy_buckets, pad_and_stack
 from keras_relu_doctor.events.series import HistogramSeries, Run, ScalarSeries, UnitsSeries
+from keras_relu_doctor.events.storage import LOCAL, Storage
 from keras_relu_doctor.events.tensors import tensor_to_array
 from keras_relu_doctor.tags import (
     HISTOGRAMS_PLUGIN,
@@ -227,24 +227,23 @@ class _RunReader:
         self.warnings: list[str] = []
         self.records = 0
 
-    def read_file(self, path: str, name: str) -> tuple[int | None, int]:
+    def read_file(self, path: str, name: str, storage: Storage = LOCAL) -> tuple[int | None, int]:
         """Read one file; return the offset where it ends early (or None) and its record count."""
-        try:
-            status = os.stat(path)
-        except OSError as error:
+        info = storage.info(path)
+        if info.problem:
             # A symlink loop, or a link to nothing: not an event file to read.
-            self.warnings.append(f"{name}: cannot be followed ({error.strerror}); skipped it")
+            self.warnings.append(f"{name}: {info.problem}; skipped it")
             return None, 0
-        if not stat.S_ISREG(status.st_mode):
+        if not info.regular:
             # Opening a FIFO waits for a writer forever; /dev/zero never ends.
             self.warnings.append(f"{name}: not a regular file (a FIFO, device or socket); skipped it")
             return None, 0
         try:
-            size = status.st_size
-            stream = open(path, "rb")
+            size = info.size
+            stream = storage.open(path)
         except OSError as error:
             raise UnreadableEventFile(
-                f"cannot open event file {name!r} ({error.strerror}): check its permissions"
+                f"cannot open event file {name!r} ({error.strerror or type(error).__name__}): check its permissions"
             ) from None
         with stream:
             batches, notes = iter_batches(stream, name, size)
@@ -366,8 +365,10 @@ class _RunReader:
         )
 
 
-def read_run(folder: str, files: list[str], run_path: str = ".") -> Run:
+def read_run(folder: str, files: list[str], run_path: str = ".", storage: Storage = LOCAL) -> Run:
     """Read ``files`` (names inside ``folder``, already in order) as one run.
+
+    ``storage`` holds the folder: the local file system unless told otherwise.
 
     A file that ends early is read up to its last whole record; a damaged
     record is skipped. Both are noted in ``Run.warnings``.
@@ -376,7 +377,7 @@ def read_run(folder: str, files: list[str], run_path: str = ".") -> Run:
     truncated: list[str] = []
     for name in files:
         shown = os.path.normpath(os.path.join(run_path, name))
-        ends_at, read = reader.read_file(os.path.join(folder, name), shown)
+        ends_at, read = reader.read_file(storage.join(folder, name), shown, storage)
         if ends_at is not None:
             truncated.append(shown)
             reader.warnings.append(

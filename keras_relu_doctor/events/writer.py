@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
+import tempfile
 import time
 from typing import Iterable
 
@@ -25,6 +27,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
 from keras_relu_doctor.events.framing import frame
+from keras_relu_doctor.events.storage import is_url, storage_for
 from keras_relu_doctor.tags import (
     HISTOGRAMS_PLUGIN,
     MODEL_FACTS_CONTENT,
@@ -100,15 +103,30 @@ def summary_metadata(plugin: str, content: bytes = b"") -> summary_pb2.SummaryMe
 
 
 class EventWriter:
-    """Appends summaries to a new event file in ``folder``; use as a context manager."""
+    """Appends summaries to a new event file in ``folder``; use as a context manager.
+
+    ``folder`` may be an fsspec URL (``s3://bucket/logs/train``). Object stores
+    cannot append, so the file is then written locally and uploaded whole at
+    every :meth:`flush` and at :meth:`close` (as TensorFlow's own S3 file
+    system did): readers see the events up to the last flush.
+    """
 
     def __init__(self, folder: str | os.PathLike, suffix: str = ".v2") -> None:
-        os.makedirs(folder, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{id(self)}{suffix}"
-        self.path = os.path.join(os.fspath(folder), name)
-        self._file = open(self.path, "wb")
+        self._remote: tuple[object, str] | None = None
+        storage, where = storage_for(folder)
+        if is_url(folder):
+            self._remote = (storage.fs, storage.join(where, name))
+            self.path = storage.join(os.fspath(folder), name)
+            self._staging = tempfile.mkdtemp(prefix="relu_doctor_events_")
+            local = os.path.join(self._staging, name)
+        else:
+            os.makedirs(where, exist_ok=True)
+            self.path = local = os.path.join(where, name)
+        self._file = open(local, "wb")
         self._tags_seen: set[str] = set()
         self.write_event(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
 
     def write_event(self, event: event_pb2.Event) -> None:
         self._file.write(frame(event.SerializeToString()))
@@ -128,6 +146,9 @@ class EventWriter:
 
     def flush(self) -> None:
         self._file.flush()
+        if self._remote is not None:
+            fs, remote = self._remote
+            fs.put_file(self._file.name, remote)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self.summaries(step, [(tag, summary_metadata(SCALARS_PLUGIN), np.array(value, dtype=np.float32))])
@@ -143,7 +164,12 @@ class EventWriter:
         self.summaries(step, [(tag, summary_metadata(TEXT_PLUGIN), np.array([markdown], dtype=object))])
 
     def close(self) -> None:
+        if self._file.closed:
+            return
+        self.flush()
         self._file.close()
+        if self._remote is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> EventWriter:
         return self
