@@ -60,6 +60,11 @@ def _fail_on_kinds(value: str | None) -> frozenset[str]:
               help="Text: list every layer, not only those with something to say.")
 @click.option("--write-tensorboard", is_flag=True,
               help="Also write the report into each run as a text summary (TensorBoard's Text tab).")
+@click.option("--watch", is_flag=True,
+              help="Follow LOGDIR while training writes it: a line per finding that appears, changes or clears"
+                   " (with --fail-on, stop at the first of those kinds). Ctrl-C to stop.")
+@click.option("--interval", type=float, default=5.0, show_default=True, metavar="SECONDS",
+              help="With --watch: seconds between polls of LOGDIR.")
 def report(
     logdir: str,
     output_format: str,
@@ -69,9 +74,12 @@ def report(
     run_glob: str | None,
     all_layers: bool,
     write_tensorboard: bool,
+    watch: bool,
+    interval: float,
 ) -> None:
     """Diagnose the runs under LOGDIR: dead units, gradients, saturation, loss.
 
+    LOGDIR is a folder or an fsspec URL (s3://bucket/logs, gs://...).
     Exit codes: 0 done; 1 a --fail-on kind was found; 2 bad input.
     """
     from keras_relu_doctor.errors import ReluDoctorError
@@ -79,6 +87,8 @@ def report(
     try:
         kinds = _fail_on_kinds(fail_on)
         _share(dead_threshold)
+        if watch:
+            sys.exit(_watch(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard, interval, kinds))
         found = _report(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard, all_layers)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor report: error: {error}", err=True)
@@ -86,6 +96,38 @@ def report(
     if kinds & found:
         click.echo(f"relu-doctor report: found {', '.join(sorted(kinds & found))}", err=True)
         sys.exit(EXIT_PROBLEMS)
+
+
+def _watch(
+    logdir: str,
+    output_format: str,
+    output: str | None,
+    dead_threshold: float,
+    run_glob: str | None,
+    write_tensorboard: bool,
+    interval: float,
+    kinds: frozenset[str],
+) -> int:
+    from keras_relu_doctor.cli.watch import watch
+    from keras_relu_doctor.diagnose import Thresholds
+    from keras_relu_doctor.errors import BadOption
+    from keras_relu_doctor.events.storage import storage_for
+
+    if output is not None or output_format != "text" or write_tensorboard:
+        raise BadOption("--watch prints to the terminal: leave out --output, --format and --write-tensorboard")
+    if not interval > 0:
+        raise BadOption(f"--interval must be a number of seconds above 0, got {interval:g}")
+    storage_for(logdir)  # an unknown scheme or a missing package is said before the first poll
+    return watch(
+        logdir,
+        run_glob=run_glob,
+        thresholds=Thresholds.from_options(dead_threshold=dead_threshold),
+        interval=interval,
+        fail_kinds=kinds,
+        stream=click.get_text_stream("stdout"),
+        live_view=_stdout_is_tty(),
+        width=text_width(None),
+    )
 
 
 def _report(

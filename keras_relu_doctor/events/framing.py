@@ -70,6 +70,7 @@ class FramingNotes:
 
     skipped: list[str]
     truncated_at: int | None = None
+    end: int = 0  # where a later read of the same, grown file picks up: after the last whole record
 
 
 def iter_records(
@@ -87,23 +88,24 @@ def iter_records(
 
 
 def iter_batches(
-    stream: BinaryIO, name: str, size: int | None = None
+    stream: BinaryIO, name: str, size: int | None = None, start: int = 0
 ) -> tuple[Iterator[tuple[list[int], list[bytes]]], FramingNotes]:
     """Like :func:`iter_records`, as ``(offsets, payloads)`` lists of every whole record per block.
 
     Batches keep the per-record Python work to a few operations, which is what
-    makes the reader fast.
+    makes the reader fast. ``start`` is the file offset ``stream`` is at (a
+    record boundary: ``notes.end`` of an earlier read of the same file).
     """
-    notes = FramingNotes(skipped=[])
-    return _batches(stream, name, notes, size), notes
+    notes = FramingNotes(skipped=[], end=start)
+    return _batches(stream, name, notes, size, start), notes
 
 
 def _batches(
-    stream: BinaryIO, name: str, notes: FramingNotes, size: int | None
+    stream: BinaryIO, name: str, notes: FramingNotes, size: int | None, start: int = 0
 ) -> Iterator[tuple[list[int], list[bytes]]]:
     buffer = b""
     position = 0  # offset in ``buffer``
-    base = 0  # file offset of buffer[0]
+    base = start  # file offset of buffer[0]
     at_eof = False
     unpack_length, unpack_crc, crc = struct.Struct("<Q").unpack_from, struct.Struct("<I").unpack_from, masked_crc
     value = _crc32c
@@ -130,6 +132,7 @@ def _batches(
             payloads.append(payload)
             position = start + length + 4
         if offsets:
+            notes.end = base + position
             yield offsets, payloads
         problem = None
         if bad_data is not None:
@@ -140,6 +143,7 @@ def _batches(
                 if at_eof:
                     if available:
                         notes.truncated_at = base + position
+                    notes.end = base + position
                     return
                 buffer, base, position, at_eof = _refill(stream, buffer, base, position)
                 continue
@@ -152,6 +156,7 @@ def _batches(
             resumed = f"resumed at offset {base + position}" if found else "nothing readable after it"
             notes.skipped.append(f"{name}: {problem}; {resumed}")
             if not found:
+                notes.end = base + position  # the damaged rest, passed over
                 return
             continue
         record_size = HEADER_SIZE + unpack_length(header)[0] + FOOTER_SIZE
@@ -161,7 +166,7 @@ def _batches(
             torn = base + position
             buffer, base, position, at_eof, found = _resync(stream, buffer, base, position + 1, at_eof, size)
             if not found:
-                notes.truncated_at = torn
+                notes.truncated_at = notes.end = torn
                 return
             notes.skipped.append(
                 f"{name}: the record at offset {torn} runs past the end of the file; resumed at offset {base + position}"

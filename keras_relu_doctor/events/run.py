@@ -23,7 +23,7 @@ from keras_relu_doctor.errors import UnreadableEventFile
 from keras_relu_doctor.events.framing import iter_batches
 from keras_relu_doctor.events.histograms import STAT_NAMES, bucket_stats, legacy_buckets, pad_and_stack
 from keras_relu_doctor.events.series import HistogramSeries, Run, ScalarSeries, UnitsSeries
-from keras_relu_doctor.events.storage import LOCAL, Storage
+from keras_relu_doctor.events.storage import LOCAL, FileInfo, Storage
 from keras_relu_doctor.events.tensors import tensor_to_array
 from keras_relu_doctor.tags import (
     HISTOGRAMS_PLUGIN,
@@ -227,26 +227,35 @@ class _RunReader:
         self.warnings: list[str] = []
         self.records = 0
 
-    def read_file(self, path: str, name: str, storage: Storage = LOCAL) -> tuple[int | None, int]:
-        """Read one file; return the offset where it ends early (or None) and its record count."""
-        info = storage.info(path)
+    def read_file(
+        self, path: str, name: str, storage: Storage = LOCAL, start: int = 0, info: FileInfo | None = None
+    ) -> tuple[int | None, int, int]:
+        """Read one file from offset ``start`` (a record boundary).
+
+        Returns the offset where it ends early (or None), the records read, and
+        the offset after the last whole record, where a read of the grown file
+        resumes. ``info``, when already known, saves asking the storage again.
+        """
+        info = info or storage.info(path)
         if info.problem:
             # A symlink loop, or a link to nothing: not an event file to read.
             self.warnings.append(f"{name}: {info.problem}; skipped it")
-            return None, 0
+            return None, 0, start
         if not info.regular:
             # Opening a FIFO waits for a writer forever; /dev/zero never ends.
             self.warnings.append(f"{name}: not a regular file (a FIFO, device or socket); skipped it")
-            return None, 0
+            return None, 0, start
         try:
             size = info.size
             stream = storage.open(path)
+            if start:
+                stream.seek(start)
         except OSError as error:
             raise UnreadableEventFile(
                 f"cannot open event file {name!r} ({error.strerror or type(error).__name__}): check its permissions"
             ) from None
         with stream:
-            batches, notes = iter_batches(stream, name, size)
+            batches, notes = iter_batches(stream, name, size, start)
             read = 0
             parse = event_pb2.Event.FromString
             for offsets, payloads in batches:
@@ -269,7 +278,7 @@ class _RunReader:
                     read += 1
         self.warnings.extend(notes.skipped)
         self.records += read
-        return notes.truncated_at, read
+        return notes.truncated_at, read, notes.end
 
     def _event(self, event) -> list[tuple[str, str]]:
         """File each value of ``event``; return ``(tag, error)`` for those that could not be read."""
@@ -339,28 +348,31 @@ class _RunReader:
         if parsed:
             self.layers.setdefault(parsed[0], None)
 
-    def _finished(self, store: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _finished(store: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         """Each tag's series; a tag none of whose values could be read is dropped with a warning."""
         finished = {}
         for tag, series in store.items():
             if len(series.steps) == 0:
-                self.warnings.append(f"{tag}: none of its values could be read; left it out")
+                warnings.append(f"{tag}: none of its values could be read; left it out")
                 continue
             finished[tag] = series.finish()
         return finished
 
-    def finish(self, path: str, files: tuple[str, ...], truncated: tuple[str, ...]) -> Run:
+    def finish(self, path: str, files: tuple[str, ...], truncated: tuple[str, ...], notes: tuple[str, ...] = ()) -> Run:
+        """The run read so far. Reading may go on afterwards (a live logdir), and ``finish`` again."""
+        warnings = [*self.warnings, *notes]
         return Run(
             path=path,
-            scalars=self._finished(self.scalars),
-            histograms=self._finished(self.histograms),
-            units=self._finished(self.units),
+            scalars=self._finished(self.scalars, warnings),
+            histograms=self._finished(self.histograms, warnings),
+            units=self._finished(self.units, warnings),
             layers=tuple(self.layers),
             facts=tuple(self.facts.records),
             formats=tuple(sorted(self.formats)),
             files=files,
             truncated_files=truncated,
-            warnings=tuple(self.warnings),
+            warnings=tuple(warnings),
             records=self.records,
         )
 
@@ -377,11 +389,16 @@ def read_run(folder: str, files: list[str], run_path: str = ".", storage: Storag
     truncated: list[str] = []
     for name in files:
         shown = os.path.normpath(os.path.join(run_path, name))
-        ends_at, read = reader.read_file(storage.join(folder, name), shown, storage)
+        ends_at, read, _ = reader.read_file(storage.join(folder, name), shown, storage)
         if ends_at is not None:
             truncated.append(shown)
-            reader.warnings.append(
-                f"{shown} ends early at offset {ends_at} (training stopped mid-write or is still"
-                f" writing): read the {read} whole records before it"
-            )
+            reader.warnings.append(ends_early(shown, ends_at, read))
     return reader.finish(run_path, tuple(files), tuple(truncated))
+
+
+def ends_early(name: str, offset: int, records: int) -> str:
+    """The note for a file whose last record is incomplete."""
+    return (
+        f"{name} ends early at offset {offset} (training stopped mid-write or is still"
+        f" writing): read the {records} whole records before it"
+    )
