@@ -82,13 +82,15 @@ def report(
     LOGDIR is a folder or an fsspec URL (s3://bucket/logs, gs://...).
     Exit codes: 0 done; 1 a --fail-on kind was found; 2 bad input.
     """
-    from keras_relu_doctor.errors import ReluDoctorError
+    from keras_relu_doctor.errors import BadOption, ReluDoctorError
 
     try:
         kinds = _fail_on_kinds(fail_on)
         _share(dead_threshold)
         if watch:
-            sys.exit(_watch(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard, interval, kinds))
+            if output is not None or output_format != "text" or write_tensorboard:
+                raise BadOption("--watch prints to the terminal: leave out --output, --format and --write-tensorboard")
+            sys.exit(_watch(logdir, dead_threshold, run_glob, interval, kinds))
         found = _report(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard, all_layers)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor report: error: {error}", err=True)
@@ -98,23 +100,12 @@ def report(
         sys.exit(EXIT_PROBLEMS)
 
 
-def _watch(
-    logdir: str,
-    output_format: str,
-    output: str | None,
-    dead_threshold: float,
-    run_glob: str | None,
-    write_tensorboard: bool,
-    interval: float,
-    kinds: frozenset[str],
-) -> int:
+def _watch(logdir: str, dead_threshold: float, run_glob: str | None, interval: float, kinds: frozenset[str]) -> int:
     from keras_relu_doctor.cli.watch import watch
     from keras_relu_doctor.diagnose import Thresholds
     from keras_relu_doctor.errors import BadOption
     from keras_relu_doctor.events.storage import storage_for
 
-    if output is not None or output_format != "text" or write_tensorboard:
-        raise BadOption("--watch prints to the terminal: leave out --output, --format and --write-tensorboard")
     if not interval > 0:
         raise BadOption(f"--interval must be a number of seconds above 0, got {interval:g}")
     storage_for(logdir)  # an unknown scheme or a missing package is said before the first poll
