@@ -39,7 +39,7 @@ def generate(logdir: str) -> None:
 
     from keras_relu_doctor import tags
 
-    content = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu").to_bytes()
+    content = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", rows=tags.REQUIRED_UNIT_ROWS).to_bytes()
     metadata = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=tags.PLUGIN_NAME, content=content)
     ).SerializeToString()

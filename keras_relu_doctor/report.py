@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import partial
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,7 +20,8 @@ from keras_relu_doctor.diagnose import Diagnosis, Thresholds, diagnose
 from keras_relu_doctor.diagnose.dying import estimated_dead_fraction
 from keras_relu_doctor.diagnose.findings import EXPLODING_GRADIENTS, VANISHING_GRADIENTS, Finding
 from keras_relu_doctor.diagnose.layers import LayerSeries
-from keras_relu_doctor.events import Logdir, Run, iter_runs
+from keras_relu_doctor.events import Logdir, Run
+from keras_relu_doctor.events.logdir import map_runs
 from keras_relu_doctor.events.series import ScalarSeries
 from keras_relu_doctor.heatmap import LivenessMap, liveness_map
 from keras_relu_doctor.tags import QUIET_NOT_MEASURED_REASONS, facts_layers
@@ -336,6 +338,7 @@ def build_report(
     *,
     dead_threshold: float = 0.5,
     run_glob: str | None = None,
+    jobs: int | None = None,
     **thresholds: float,
 ) -> Report:
     """Read ``logdir`` (a path, or a ``Logdir`` already read) and diagnose every run.
@@ -344,8 +347,9 @@ def build_report(
     runs whose relative path matches (``"*/train"``); other keyword arguments
     are the rule thresholds of :class:`keras_relu_doctor.diagnose.Thresholds`
     (``grad_floor``, ``grad_ceiling``, ``span_orders``, ``saturated_share``,
-    ``plateau_change``, ``spike_rise``). Runs are read one at a time, so
-    memory holds one run's series.
+    ``plateau_change``, ``spike_rise``). Runs are read (and diagnosed) by
+    ``jobs`` worker processes, every core by default; memory holds a run's
+    series per worker.
 
     Raises a ``ReluDoctorError`` subclass for a missing or empty logdir,
     unreadable files or a bad option.
@@ -355,11 +359,10 @@ def build_report(
         from fnmatch import fnmatchcase
 
         runs = (run for run in logdir.runs if run_glob is None or fnmatchcase(run.path, run_glob))
-        path = logdir.path
-    else:
-        runs, path = iter_runs(logdir, run_glob), os.fspath(logdir)
-    reports = tuple(report_run(run, options) for run in runs)
-    return Report(logdir=path, runs=reports, thresholds=asdict(options))
+        reports = tuple(report_run(run, options) for run in runs)
+        return Report(logdir=logdir.path, runs=reports, thresholds=asdict(options))
+    reports = tuple(map_runs(logdir, run_glob, partial(report_run, thresholds=options), jobs))
+    return Report(logdir=os.fspath(logdir), runs=reports, thresholds=asdict(options))
 
 
 def json_ready(value: Any) -> Any:

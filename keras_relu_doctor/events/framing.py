@@ -71,6 +71,7 @@ class FramingNotes:
     skipped: list[str]
     truncated_at: int | None = None
     end: int = 0  # where a later read of the same, grown file picks up: after the last whole record
+    first: int | None = None  # with ``find_start``: the first record boundary found
 
 
 def iter_records(
@@ -88,38 +89,59 @@ def iter_records(
 
 
 def iter_batches(
-    stream: BinaryIO, name: str, size: int | None = None, start: int = 0
+    stream: BinaryIO,
+    name: str,
+    size: int | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    find_start: bool = False,
 ) -> tuple[Iterator[tuple[list[int], list[bytes]]], FramingNotes]:
     """Like :func:`iter_records`, as ``(offsets, payloads)`` lists of every whole record per block.
 
     Batches keep the per-record Python work to a few operations, which is what
-    makes the reader fast. ``start`` is the file offset ``stream`` is at (a
-    record boundary: ``notes.end`` of an earlier read of the same file).
+    makes the reader fast. ``start`` is the file offset ``stream`` is at: a
+    record boundary (``notes.end`` of an earlier read of the same file), or,
+    with ``find_start``, any offset, from which the first header whose CRC
+    holds is looked for (``notes.first``). Records starting at or after
+    ``stop`` are left out; ``notes.end`` is then where the first of them starts.
     """
     notes = FramingNotes(skipped=[], end=start)
-    return _batches(stream, name, notes, size, start), notes
+    return _batches(stream, name, notes, size, start, stop, find_start), notes
 
 
 def _batches(
-    stream: BinaryIO, name: str, notes: FramingNotes, size: int | None, start: int = 0
+    stream: BinaryIO,
+    name: str,
+    notes: FramingNotes,
+    size: int | None,
+    first_offset: int = 0,
+    stop: int | None = None,
+    find_start: bool = False,
 ) -> Iterator[tuple[list[int], list[bytes]]]:
     buffer = b""
     position = 0  # offset in ``buffer``
-    base = start  # file offset of buffer[0]
+    base = first_offset  # file offset of buffer[0]
     at_eof = False
+    stop = (1 << 63) if stop is None else stop
+    if find_start:
+        buffer, base, position, at_eof, found = _resync(stream, buffer, base, 0, at_eof, size)
+        if not found:
+            notes.end = base + position
+            return
+        notes.first = base + position
     unpack_length, unpack_crc, crc = struct.Struct("<Q").unpack_from, struct.Struct("<I").unpack_from, masked_crc
     value = _crc32c
     while True:
         offsets: list[int] = []
         payloads: list[bytes] = []
         end = len(buffer)
+        limit = stop - base
         bad_data = None
-        # The fast path: every whole, undamaged record in the buffer.
-        while end - position >= 12:  # HEADER_SIZE, inlined: this loop runs once per record
+        # The fast path: every whole, undamaged record in the buffer. The length's own CRC is
+        # checked only when the data's fails (below): a damaged length frames the wrong bytes,
+        # whose CRC then fails too (but for a 2**-32 chance), so nothing damaged gets through.
+        while end - position >= 12 and position < limit:  # HEADER_SIZE, inlined: runs once per record
             length = unpack_length(buffer, position)[0]
-            raw = value(buffer[position : position + 8])
-            if (((raw >> 15) | (raw << 17)) + 0xA282EAD8) & 0xFFFFFFFF != unpack_crc(buffer, position + 8)[0]:
-                break
             start = position + 12
             if end - start < length + 4:
                 break
@@ -134,9 +156,15 @@ def _batches(
         if offsets:
             notes.end = base + position
             yield offsets, payloads
+        if position >= limit:
+            notes.end = base + position
+            return
         problem = None
         if bad_data is not None:
-            problem = f"bad data checksum in the record at offset {bad_data}"
+            if crc(buffer[position : position + 8]) != unpack_crc(buffer, position + 8)[0]:
+                problem = f"bad length checksum at offset {bad_data}"
+            else:
+                problem = f"bad data checksum in the record at offset {bad_data}"
         else:
             available = len(buffer) - position
             if available < HEADER_SIZE:

@@ -17,7 +17,7 @@ import dataclasses
 import os
 import re
 from fnmatch import fnmatchcase
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from keras_relu_doctor.errors import BadOption, LogdirNotFound, NoEventFiles, UnreadableEventFile
 from keras_relu_doctor.events.run import read_run
@@ -89,12 +89,26 @@ def _walk(storage: Storage, root: str) -> tuple[list[tuple[str, list[str]]], lis
     return sorted(runs), unreadable
 
 
-def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterator[Run]:
-    """Read the runs of ``logdir`` one at a time, so only one is in memory.
+def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None, jobs: int | None = None) -> Iterator[Run]:
+    """Read the runs of ``logdir`` in path order, yielding each as it is read.
 
     ``run_glob`` (e.g. ``"*/train"``) keeps the runs whose relative path matches.
-    Raises ``UnreadableEventFile`` at the end if no file held a readable record.
+    ``jobs`` worker processes read runs side by side, or a large run in pieces
+    (default: every core; 1 reads in this process). Raises
+    ``UnreadableEventFile`` at the end if no file held a readable record.
     """
+    return map_runs(logdir, run_glob, None, jobs)
+
+
+def map_runs(
+    logdir: str | os.PathLike,
+    run_glob: str | None = None,
+    apply: Callable[[Run], Any] | None = None,
+    jobs: int | None = None,
+) -> Iterator[Any]:
+    """Like :func:`iter_runs`, yielding ``apply(run)``, run in the worker that read the run."""
+    from keras_relu_doctor.events.parallel import read_runs
+
     shown = os.fspath(logdir)
     storage, root = storage_for(shown)
     runs, unreadable = _find(storage, root, shown)
@@ -102,19 +116,19 @@ def iter_runs(logdir: str | os.PathLike, run_glob: str | None = None) -> Iterato
         found = [path for path, _ in runs]
         runs = [(path, files) for path, files in runs if fnmatchcase(path, run_glob)]
         if not runs:
-            shown = ", ".join(found[:RUNS_LISTED]) + (f" and {len(found) - RUNS_LISTED} more" if len(found) > RUNS_LISTED else "")
-            raise BadOption(f"--run {run_glob!r} matches no run; runs found: {shown}")
+            shown_runs = ", ".join(found[:RUNS_LISTED]) + (f" and {len(found) - RUNS_LISTED} more" if len(found) > RUNS_LISTED else "")
+            raise BadOption(f"--run {run_glob!r} matches no run; runs found: {shown_runs}")
     readable, torn = 0, 0
-    for path, files in runs:
-        run = read_run(storage.join(root, path), files, path, storage)
-        readable += run.records
-        torn += len(run.truncated_files)
-        yield run
+    for read in read_runs(storage, root, runs, apply, jobs):
+        readable += read.records
+        torn += read.truncated
+        yield read.value
     for path, reason in unreadable:
         if run_glob is None or fnmatchcase(path, run_glob):
             # Shown as a run without data, so every format says which folder and why.
             empty = read_run(storage.join(root, path), [], path, storage)
-            yield dataclasses.replace(empty, warnings=(f"folder {path!r} could not be read ({reason}); skipped it",))
+            empty = dataclasses.replace(empty, warnings=(f"folder {path!r} could not be read ({reason}); skipped it",))
+            yield apply(empty) if apply else empty
     if not readable:
         infos = [storage.info(storage.join(root, path, name)) for path, files in runs for name in files]
         first = os.path.normpath(os.path.join(runs[0][0], runs[0][1][0]))

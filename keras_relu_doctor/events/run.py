@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -45,7 +44,6 @@ _EXACT_NONE = (np.nan,) * 5
 # Per-unit record layouts by row count, for records whose metadata was lost.
 _ROWS_BY_COUNT = {len(REQUIRED_UNIT_ROWS): REQUIRED_UNIT_ROWS, len(UNIT_ROWS): UNIT_ROWS}
 _DT_FLOAT, _DT_DOUBLE = 1, 2  # tensorboard/compat/proto/types.proto
-_unpack_float = struct.Struct("<f").unpack
 # What a well-framed value with unexpected contents raises while it is read.
 _VALUE_ERRORS = (ValueError, TypeError, KeyError, IndexError, RuntimeWarning, UnicodeDecodeError)
 
@@ -68,22 +66,36 @@ class _Scalars:
     def __init__(self) -> None:
         self.steps = array("q")
         self.values = array("d")
+        # float32 tensors' bytes, in the order of steps not yet in ``values``: one bytes append per
+        # value on the fast path, decoded in one call when anything else comes or at the end.
+        self.float32s = bytearray()
 
     def add(self, step: int, value: float) -> None:
+        self._decode()
         self.steps.append(step)
         self.values.append(value)
 
-    def add_tensor(self, step: int, tensor) -> None:
+    def add_simple(self, step: int, value) -> None:
+        self.add(step, value.simple_value)
+
+    def add_value(self, step: int, value) -> None:
+        tensor = value.tensor
         content = tensor.tensor_content
-        if tensor.dtype == _DT_FLOAT and len(content) == 4:
+        if len(content) == 4 and tensor.dtype == _DT_FLOAT:
             self.steps.append(step)
-            self.values.append(_unpack_float(content)[0])
+            self.float32s += content
             return
         values = tensor_to_array(tensor)
         if values.size == 1 and values.dtype != object:
             self.add(step, float(values.reshape(())))
 
+    def _decode(self) -> None:
+        if self.float32s:
+            self.values.extend(np.frombuffer(self.float32s, dtype="<f4").astype(np.float64).tolist())
+            self.float32s = bytearray()
+
     def finish(self) -> ScalarSeries:
+        self._decode()
         steps = np.frombuffer(self.steps, dtype=np.int64) if self.steps else np.zeros(0, np.int64)
         values = np.frombuffer(self.values, dtype=np.float64) if self.values else np.zeros(0)
         keep = _keep_last_per_step(steps)
@@ -105,11 +117,19 @@ class _Histograms:
         if len(self.pending) >= HISTOGRAM_BATCH:
             self._reduce()
 
-    def add_tensor(self, step: int, tensor) -> None:
+    def add_histo(self, step: int, value) -> None:
+        self.add(step, *legacy_buckets(value.histo))
+
+    def add_value(self, step: int, value) -> None:
+        tensor = value.tensor
         content = tensor.tensor_content
         dims = tensor.tensor_shape.dim
         if tensor.dtype == _DT_DOUBLE and len(dims) == 2 and dims[1].size == 3 and len(content) == 24 * dims[0].size:
-            self.add(step, content)
+            self.steps.append(step)
+            self.pending.append(content)
+            self.pending_exact.append(_EXACT_NONE)
+            if len(self.pending) >= HISTOGRAM_BATCH:
+                self._reduce()
             return
         buckets = tensor_to_array(tensor).astype(np.float64)
         if buckets.ndim != 2 or buckets.shape[1] != 3:
@@ -156,18 +176,21 @@ class _Units:
     records: list[bytes] = field(default_factory=list)
     units: int | None = None
 
-    def add_tensor(self, step: int, tensor) -> None:
-        dims = tuple(dim.size for dim in tensor.tensor_shape.dim)
-        if not self.metadata.rows and len(dims) == 2 and dims[0] in _ROWS_BY_COUNT:
-            # The metadata was lost with a damaged first record: the row count tells the layout.
-            self.metadata = dataclasses.replace(self.metadata, rows=_ROWS_BY_COUNT[dims[0]])
+    def add_value(self, step: int, value) -> None:
+        tensor = value.tensor
+        dims = tensor.tensor_shape.dim
+        shape = (dims[0].size, dims[1].size) if len(dims) == 2 else tuple(dim.size for dim in dims)
         rows = len(self.metadata.rows)
-        if len(dims) != 2 or dims[0] != rows or (self.units is not None and dims[1] != self.units):
-            raise ValueError(f"per-unit record of shape {dims}, expected ({rows}, {self.units or 'units'})")
+        if len(shape) == 2 and shape[0] != rows and not self.metadata.rows and shape[0] in _ROWS_BY_COUNT:
+            # The metadata was lost with a damaged first record: the row count tells the layout.
+            self.metadata = dataclasses.replace(self.metadata, rows=_ROWS_BY_COUNT[shape[0]])
+            rows = len(self.metadata.rows)
+        if len(shape) != 2 or shape[0] != rows or (self.units is not None and shape[1] != self.units):
+            raise ValueError(f"per-unit record of shape {shape}, expected ({rows}, {self.units or 'units'})")
         content = tensor.tensor_content
-        if tensor.dtype != _DT_FLOAT or len(content) != 4 * rows * dims[1]:
+        if tensor.dtype != _DT_FLOAT or len(content) != 4 * rows * shape[1]:
             content = tensor_to_array(tensor).astype("<f4").tobytes()
-        self.units = dims[1]
+        self.units = shape[1]
         self.steps.append(step)
         self.records.append(content)
 
@@ -192,8 +215,8 @@ class _Facts:
     def __init__(self) -> None:
         self.records: list[tuple[int, dict]] = []
 
-    def add_tensor(self, step: int, tensor) -> None:
-        values = tensor_to_array(tensor)
+    def add_value(self, step: int, value) -> None:
+        values = tensor_to_array(value.tensor)
         if values.dtype != object or values.size != 1:
             raise ValueError(f"model facts tensor of shape {values.shape} and dtype {values.dtype}")
         self.records.append((step, decode_facts(bytes(values.reshape(-1)[0]))))
@@ -226,15 +249,47 @@ class _RunReader:
         self.sinks: dict[str, Callable[[int, Any], None]] = {}
         self.warnings: list[str] = []
         self.records = 0
+        # How each tag's values are filed, decided by its first value: (proto field, plugin, plugin content).
+        self.decisions: dict[str, tuple[str, str, bytes]] = {}
+        self.deciders: dict[str, bytes] | None = None  # with keep_deciders: each deciding value, serialised
+
+    def keep_deciders(self) -> None:
+        """Keep the value that decided each tag's sink, for :meth:`prime` of another reader."""
+        self.deciders = {}
+
+    def prime(self, deciders: dict[str, bytes]) -> None:
+        """Decide each tag's sink as a reader that already saw ``deciders`` would have, filing no value.
+
+        A reader of a later part of a file is primed with what a reader of its
+        start saw, so the tags whose first value carried the metadata are filed alike.
+        """
+        from tensorboard.compat.proto import summary_pb2
+
+        for tag, raw in deciders.items():
+            try:
+                self._sink(tag, summary_pb2.Summary.Value.FromString(raw))
+            except _VALUE_ERRORS:
+                continue
 
     def read_file(
-        self, path: str, name: str, storage: Storage = LOCAL, start: int = 0, info: FileInfo | None = None
+        self,
+        path: str,
+        name: str,
+        storage: Storage = LOCAL,
+        start: int = 0,
+        info: FileInfo | None = None,
+        stop: int | None = None,
+        notes_out: list | None = None,
     ) -> tuple[int | None, int, int]:
         """Read one file from offset ``start`` (a record boundary).
 
         Returns the offset where it ends early (or None), the records read, and
         the offset after the last whole record, where a read of the grown file
         resumes. ``info``, when already known, saves asking the storage again.
+        With ``stop``, only the records starting in ``[start, stop)`` are read,
+        ``start`` need not be a record boundary (the first header whose CRC
+        holds is looked for), and the framing notes go to ``notes_out`` (one
+        :class:`FramingNotes`) instead of the warnings.
         """
         info = info or storage.info(path)
         if info.problem:
@@ -255,7 +310,7 @@ class _RunReader:
                 f"cannot open event file {name!r} ({error.strerror or type(error).__name__}): check its permissions"
             ) from None
         with stream:
-            batches, notes = iter_batches(stream, name, size, start)
+            batches, notes = iter_batches(stream, name, size, start, stop, find_start=stop is not None and start > 0)
             read = 0
             parse = event_pb2.Event.FromString
             for offsets, payloads in batches:
@@ -276,7 +331,10 @@ class _RunReader:
                             " skipped those, kept the record's other values"
                         )
                     read += 1
-        self.warnings.extend(notes.skipped)
+        if notes_out is not None:
+            notes_out.append(notes)
+        else:
+            self.warnings.extend(notes.skipped)
         self.records += read
         return notes.truncated_at, read, notes.end
 
@@ -305,29 +363,27 @@ class _RunReader:
         if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
             plugin, content = value.metadata.plugin_data.plugin_name, value.metadata.plugin_data.content
         if kind == "simple_value":
-            scalars = self._series(tag, self.scalars, _Scalars)
-            sink = lambda step, value: scalars.add(step, value.simple_value)  # noqa: E731
+            sink = self._series(tag, self.scalars, _Scalars).add_simple
         elif kind == "histo":
-            histograms = self._series(tag, self.histograms, _Histograms)
-            sink = lambda step, value: histograms.add(step, *legacy_buckets(value.histo))  # noqa: E731
+            sink = self._series(tag, self.histograms, _Histograms).add_histo
         elif kind == "tensor":
             plugin = plugin or _plugin_by_tag(tag, value.tensor)
             if plugin == SCALARS_PLUGIN:
-                scalars = self._series(tag, self.scalars, _Scalars)
-                sink = lambda step, value: scalars.add_tensor(step, value.tensor)  # noqa: E731
+                sink = self._series(tag, self.scalars, _Scalars).add_value
             elif plugin == HISTOGRAMS_PLUGIN:
-                histograms = self._series(tag, self.histograms, _Histograms)
-                sink = lambda step, value: histograms.add_tensor(step, value.tensor)  # noqa: E731
+                sink = self._series(tag, self.histograms, _Histograms).add_value
             elif plugin == PLUGIN_NAME and tag == MODEL_FACTS:
-                sink = lambda step, value: self.facts.add_tensor(step, value.tensor)  # noqa: E731
+                sink = self.facts.add_value
             elif plugin == PLUGIN_NAME and (parsed := parse_tag(tag)) and parsed[1] == UNITS:
-                units = self._units_of(parsed[0], content)
-                sink = lambda step, value: units.add_tensor(step, value.tensor)  # noqa: E731
+                sink = self._units_of(parsed[0], content).add_value
             else:
                 sink = _ignore
         else:
             sink = _ignore
         self.sinks[tag] = sink
+        self.decisions[tag] = (str(kind), plugin, bytes(content))
+        if self.deciders is not None:
+            self.deciders[tag] = value.SerializeToString()
         return sink
 
     def _series(self, tag: str, store: dict, kind: type) -> Any:
