@@ -61,6 +61,12 @@ class ReluDoctor(keras.callbacks.Callback):
     is discarded, so weights, optimizer state, BatchNormalization statistics
     and random streams are bit-identical with and without the callback.
 
+    Under a ``tf.distribute`` strategy (the model built in its scope) the
+    probe runs on one replica's copy of the weights with the whole probe batch
+    on one device, so its numbers are a single-device run's; under
+    ``MultiWorkerMirroredStrategy`` only the chief writes events, and every
+    worker measures, so that ``on_dead="stop"`` stops all of them alike.
+
     Steps count updates done: step 0 is the baseline, step N comes after N
     epochs (or N batches with an integer ``update_freq``); a second ``fit``
     with the same callback continues the count.
@@ -197,7 +203,7 @@ class ReluDoctor(keras.callbacks.Callback):
         self.loss = loss
         self.histogram_buckets = histogram_buckets
         self.verbose = verbose
-        self._writer: EventWriter | None = None
+        self._writer: EventWriter | _NoEvents | None = None
         self._layout: Any = None
         self._probe_fn: Any = None
         self._entries: list[Any] = []
@@ -278,11 +284,14 @@ class ReluDoctor(keras.callbacks.Callback):
         self._probe_batch = (x, y, sample_weight)
         # Tracing now costs the same as at the first log, and tells at once
         # whether the forward pass reached any layer.
-        self._probe_fn.get_concrete_function(x, y, sample_weight)
+        with probe_lib.default_replica_context():
+            self._probe_fn.get_concrete_function(x, y, sample_weight)
         if not self._layout.reached:
             raise UnsupportedModel(_unsupported_message(self.model))
         if self._writer is None:
-            self._writer = EventWriter(os.path.join(self.log_dir, tags.TRAIN_SUBDIR))
+            # Every worker measures (so on_dead acts alike on all), only the chief writes.
+            chief = probe_lib.writes_summaries(self.model.distribute_strategy)
+            self._writer = EventWriter(os.path.join(self.log_dir, tags.TRAIN_SUBDIR)) if chief else _NoEvents()
         self._fits += 1
         step = self._start_step(int(fit_arguments.get("initial_epoch") or 0))
         probe = {
@@ -343,10 +352,12 @@ class ReluDoctor(keras.callbacks.Callback):
             if self.probe_mode == tags.PROBE_TRAINING
             else "inference mode: model(x, training=False)"
         )
+        where = f"events in {os.path.join(self.log_dir, tags.TRAIN_SUBDIR)}"
+        if isinstance(self._writer, _NoEvents):
+            where = f"no events from this worker (the chief writes its {where})"
         lines = [
             f"ReluDoctor: measuring {len(layout.reached)} of {len(self._entries)} layers on {samples} probe "
-            f"samples ({mode}); built and run at step 0 in {seconds:.1f} s; events in "
-            f"{os.path.join(self.log_dir, tags.TRAIN_SUBDIR)}"
+            f"samples ({mode}); built and run at step 0 in {seconds:.1f} s; {where}"
         ]
         for path, reason in missing.items():
             lines.append(f"  not measured: {path} ({reason})")
@@ -427,7 +438,7 @@ class ReluDoctor(keras.callbacks.Callback):
 
         # Without grappler, which costs the probe's graph more than it saves (a
         # TensorFlow function is rewritten for the options of each call).
-        with probe_lib.without_graph_rewrites():
+        with probe_lib.without_graph_rewrites(), probe_lib.default_replica_context():
             return probe_lib.to_numpy(self._probe_fn(*self._probe_batch))
 
     def _recognise_rectifiers(self, result: dict[str, np.ndarray]) -> None:
@@ -487,6 +498,19 @@ class ReluDoctor(keras.callbacks.Callback):
 
 
 # --------------------------------------------------------------------- helpers
+class _NoEvents:
+    """The writer of a worker that is not the chief of a multi-worker strategy: it writes nothing."""
+
+    def summaries(self, step: int, values: list[tuple]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 _LIBRARY_MODULES = ("keras", "tensorflow", "keras_relu_doctor", "absl")
 
 

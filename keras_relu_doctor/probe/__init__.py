@@ -3,7 +3,8 @@
 One module per job: :mod:`.layers` chooses the layers and names their
 activations, :mod:`.recording` observes a traced forward pass,
 :mod:`.measure` builds the compiled measurement and writes its values,
-:mod:`.facts` describes the model once per ``fit``. All of it runs on the
+:mod:`.facts` describes the model once per ``fit``, :mod:`.distribute` says
+how it runs under a ``tf.distribute`` strategy. All of it runs on the
 TensorFlow backend.
 
 >>> from keras_relu_doctor import probe
@@ -13,6 +14,7 @@ TensorFlow backend.
 
 from __future__ import annotations
 
+from keras_relu_doctor.probe.distribute import default_replica_context, writes_summaries
 from keras_relu_doctor.probe.facts import current_learning_rate, model_facts
 from keras_relu_doctor.probe.layers import LayerEntry, describe_activation, walk_layers
 from keras_relu_doctor.probe.measure import (
@@ -42,6 +44,7 @@ __all__ = [
     "ProbeSettings",
     "build_probe_function",
     "current_learning_rate",
+    "default_replica_context",
     "describe_activation",
     "histogram_tensors",
     "model_facts",
@@ -52,4 +55,5 @@ __all__ = [
     "walk_layers",
     "without_graph_rewrites",
     "write_probe",
+    "writes_summaries",
 ]
