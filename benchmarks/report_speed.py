@@ -5,16 +5,18 @@ and step an activation and a gradient histogram (30 buckets), a per-unit record
 (32 units) and two scalars, ~30 MB. Then times whole processes, each started
 fresh, on it:
 
-* ours: ``relu-doctor report LOGDIR --format json``;
+* ours: ``relu-doctor report LOGDIR`` (the text report; with every core, with
+  ``--jobs 1``, and in JSON, which writes every series);
 * tbparse: ``SummaryReader(LOGDIR)`` with its scalars, tensors and histograms;
 * TensorBoard: ``EventAccumulator(LOGDIR, size_guidance=0 for all)`` -- nothing
   sampled away -- ``Reload()`` and every series read.
 
-and prints the times, the ratios and each process's peak memory. With
-``--big-gb X`` it also links the run into copies until the logdir is X GB and
-reports our time and peak memory there (the target is under 200 MB for 1 GB).
+and prints the times, the ratios and each process's peak memory (and its
+largest worker's). Then it links the run into copies until a logdir is
+``--big-gb`` GB (targets: under 15 s and 200 MB for 1 GB), and writes a sweep
+of ``--sweep`` small runs, and reads both with every core and with one.
 
-    python benchmarks/report_speed.py [--logdir DIR] [--repeat 3] [--big-gb 1]
+    python benchmarks/report_speed.py [--logdir DIR] [--repeat 3] [--big-gb 1] [--sweep 1000]
 """
 
 from __future__ import annotations
@@ -68,13 +70,30 @@ def generate(logdir: str) -> None:
     writer.close()
 
 
+OURS = {
+    "ours": ["--output", os.devnull],  # the text report, every core
+    "ours-json": ["--format", "json", "--output", os.devnull],  # every series in JSON (6 MB here)
+    "ours-1": ["--output", os.devnull, "--jobs", "1"],  # the text report in one process
+}
+
+
+def peak_mb() -> tuple[float, float]:
+    """This process's peak resident memory, and its largest child's (a worker), in MB.
+
+    VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak over.
+    """
+    with open("/proc/self/status") as status:
+        own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return own / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def child(tool: str, logdir: str) -> None:
-    """Run one tool in this (fresh) process, then print its peak memory in MB."""
-    if tool == "ours":
+    """Run one tool in this (fresh) process, then print its peak memory and its largest worker's in MB."""
+    if tool in OURS:
         from keras_relu_doctor.cli.main import main
 
         try:
-            main(["report", logdir, "--format", "json", "--output", os.devnull])
+            main(["report", logdir, *OURS[tool]])
         except SystemExit as exit:
             if exit.code:
                 raise
@@ -98,16 +117,17 @@ def child(tool: str, logdir: str) -> None:
                 multiplexer.Histograms(run, tag)
             for tag in run_tags.get("scalars", []):
                 multiplexer.Scalars(run, tag)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(*peak_mb())
 
 
-def timed(tool: str, logdir: str) -> tuple[float, float]:
-    """Seconds for a whole fresh process running ``tool``, and its peak memory in MB."""
+def timed(tool: str, logdir: str) -> tuple[float, float, float]:
+    """Seconds for a whole fresh process running ``tool``, its peak memory and its largest worker's, in MB."""
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, "--child", tool, logdir], capture_output=True, text=True, check=True
     )
-    return time.perf_counter() - start, float(done.stdout.strip().splitlines()[-1])
+    own, worker = map(float, done.stdout.strip().splitlines()[-1].split())
+    return time.perf_counter() - start, own, worker
 
 
 def size_mb(folder: str) -> float:
@@ -126,11 +146,41 @@ def link_copies(logdir: str, big: str, gigabytes: float) -> None:
                 os.link(os.path.join(source, name), os.path.join(target, name))
 
 
+def sweep(folder: str, runs: int) -> None:
+    """A logdir of ``runs`` small runs (10 layers x 20 steps each, about 60 KB), written without TensorFlow."""
+    import numpy as np
+
+    from keras_relu_doctor import tags
+    from keras_relu_doctor.events.writer import EventWriter, summary_metadata
+
+    rows = tags.UnitsMetadata(tolerance=1e-6, step_unit="epoch", activation="relu", rows=tags.REQUIRED_UNIT_ROWS)
+    source = os.path.join(folder, "run_0000", "train")
+    rng = np.random.default_rng(0)
+    with EventWriter(source) as writer:
+        for step in range(20):
+            values = []
+            for index in range(10):
+                outputs = np.maximum(rng.normal(size=(64, UNITS)), 0)
+                values.append((tags.tag(f"dense_{index}", tags.UNITS), summary_metadata(tags.PLUGIN_NAME, rows.to_bytes()),
+                               np.stack([(outputs > 0).mean(0), outputs.max(0)]).astype(np.float32)))
+            writer.summaries(step, values)
+            for index in range(10):
+                writer.histogram(tags.tag(f"dense_{index}", tags.ACTIVATIONS), rng.normal(size=256), step, bins=BUCKETS)
+                writer.scalar(tags.tag(f"dense_{index}", tags.GRAD_NORM), float(rng.random()), step)
+            writer.scalar(tags.KERAS_EPOCH_LOSS, 1.0 / (step + 1), step)
+    name = os.listdir(source)[0]
+    for index in range(1, runs):
+        target = os.path.join(folder, f"run_{index:04d}", "train")
+        os.makedirs(target, exist_ok=True)
+        os.link(os.path.join(source, name), os.path.join(target, name))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logdir", default="/tmp/relu_doctor_bench")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--big-gb", type=float, default=0.0)
+    parser.add_argument("--big-gb", type=float, default=1.0, help="also read a logdir of this many GB (0: skip)")
+    parser.add_argument("--sweep", type=int, default=1000, help="also read a logdir of this many small runs (0: skip)")
     parser.add_argument("--child", nargs=2, metavar=("TOOL", "LOGDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -140,19 +190,33 @@ def main() -> None:
         start = time.perf_counter()
         generate(args.logdir)
         print(f"wrote {args.logdir} in {time.perf_counter() - start:.0f} s")
-    print(f"logdir: {LAYERS} layers x {STEPS} steps, {size_mb(args.logdir):.1f} MB")
+    print(f"logdir: {LAYERS} layers x {STEPS} steps, {size_mb(args.logdir):.1f} MB; {os.cpu_count()} cores")
     results = {}
-    for tool in ("ours", "tbparse", "tensorboard"):
+    for tool in ("ours", "ours-1", "ours-json", "tbparse", "tensorboard"):
         runs = [timed(tool, args.logdir) for _ in range(args.repeat)]
-        results[tool] = (statistics.median(t for t, _ in runs), max(m for _, m in runs))
-        print(f"{tool:12s} {results[tool][0]:7.2f} s (median of {args.repeat})  peak {results[tool][1]:6.0f} MB")
-    ours = results["ours"][0]
-    print(f"speed-up: {results['tbparse'][0] / ours:.1f}x vs tbparse, {results['tensorboard'][0] / ours:.1f}x vs EventAccumulator")
+        results[tool] = (statistics.median(t for t, _, _ in runs), max(m for _, m, _ in runs), max(w for _, _, w in runs))
+        seconds, own, worker = results[tool]
+        workers = f", largest worker {worker:4.0f} MB" if worker else ""
+        print(f"{tool:12s} {seconds:7.2f} s (median of {args.repeat})  peak {own:5.0f} MB{workers}")
+    for tool in ("ours", "ours-1", "ours-json"):
+        ours = results[tool][0]
+        print(f"{tool:12s} speed-up: {results['tbparse'][0] / ours:5.1f}x vs tbparse, "
+              f"{results['tensorboard'][0] / ours:5.1f}x vs EventAccumulator")
     if args.big_gb:
         big = args.logdir.rstrip("/") + f"_{args.big_gb:g}gb"
         link_copies(args.logdir, big, args.big_gb)
-        seconds, peak = timed("ours", big)
-        print(f"ours on {size_mb(big) / 1024:.2f} GB ({len(os.listdir(big))} runs): {seconds:.1f} s, peak {peak:.0f} MB")
+        for tool in ("ours", "ours-1"):
+            seconds, own, worker = timed(tool, big)
+            print(f"{tool:12s} on {size_mb(big) / 1024:.2f} GB ({len(os.listdir(big))} runs): {seconds:5.1f} s,"
+                  f" peak {own:.0f} MB, largest worker {worker:.0f} MB")
+    if args.sweep:
+        folder = args.logdir.rstrip("/") + f"_sweep{args.sweep}"
+        if not os.path.isdir(folder):
+            sweep(folder, args.sweep)
+        for tool in ("ours", "ours-1"):
+            seconds, own, worker = timed(tool, folder)
+            print(f"{tool:12s} on {args.sweep} runs ({size_mb(folder):.0f} MB): {seconds:5.1f} s, peak {own:.0f} MB,"
+                  f" largest worker {worker:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ def _fail_on_kinds(value: str | None) -> frozenset[str]:
               help="Text: list every layer, not only those with something to say.")
 @click.option("--write-tensorboard", is_flag=True,
               help="Also write the report into each run as a text summary (TensorBoard's Text tab).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
+              help="Worker processes that read runs side by side, or a large run in pieces [default: every core].")
 @click.option("--watch", is_flag=True,
               help="Follow LOGDIR while training writes it: a line per finding that appears, changes or clears"
                    " (with --fail-on, stop at the first of those kinds). Ctrl-C to stop.")
@@ -74,6 +76,7 @@ def report(
     run_glob: str | None,
     all_layers: bool,
     write_tensorboard: bool,
+    jobs: int | None,
     watch: bool,
     interval: float,
 ) -> None:
@@ -91,7 +94,7 @@ def report(
             if output is not None or output_format != "text" or write_tensorboard:
                 raise BadOption("--watch prints to the terminal: leave out --output, --format and --write-tensorboard")
             sys.exit(_watch(logdir, dead_threshold, run_glob, interval, kinds))
-        found = _report(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard, all_layers)
+        found = _report(logdir, output_format, output, dead_threshold, run_glob, write_tensorboard, all_layers, jobs)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor report: error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -129,12 +132,13 @@ def _report(
     run_glob: str | None,
     write_tensorboard: bool,
     all_layers: bool = False,
+    jobs: int | None = None,
 ) -> set[str]:
     from keras_relu_doctor.render import RENDERERS, write_json, write_tensorboard_text
     from keras_relu_doctor.render.common import PrintableStream
     from keras_relu_doctor.report import build_report
 
-    result = build_report(logdir, dead_threshold=dead_threshold, run_glob=run_glob)
+    result = build_report(logdir, dead_threshold=dead_threshold, run_glob=run_glob, jobs=jobs)
     if write_tensorboard:
         _check_writable(result)  # before anything is written
     color = output is None and output_format == "text" and _stdout_is_tty() and "NO_COLOR" not in os.environ

@@ -22,7 +22,7 @@ HEATMAP_ROWS = 64  # a heatmap a reader takes in at once; more units share rows
 HEATMAP_COLUMNS = 120  # steps drawn; a long batch-level run keeps evenly spaced ones
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LivenessMap:
     """A layer's units x steps heatmap.
 
@@ -30,26 +30,36 @@ class LivenessMap:
     share of them dead at ``steps[c]`` (largest \\|output\\| exactly 0 on every
     probe sample), ``near_dead[r][c]`` the share near-dead, ``activity[r][c]``
     their mean share of probe samples on which they were active. Shares are
-    rounded to 3 decimals.
+    rounded to 3 decimals, in ``[rows, steps]`` float64 arrays (a 64 x 120 map
+    of Python floats took 4x the memory, 37 MB for a 50-layer run).
 
     >>> import numpy as np
     >>> from keras_relu_doctor.tags import UnitsMetadata
     >>> max_abs = np.array([[1.0, 2.0], [0.0, 2.0], [0.0, 2.0]])
     >>> units = UnitsSeries(np.arange(3), (max_abs > 0) * 0.5, max_abs, UnitsMetadata(1e-6, "epoch"))
     >>> grid = liveness_map(units)
-    >>> grid.rows, grid.dead
-    (((0,), (1,)), ((0.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
+    >>> grid.rows, grid.dead.tolist()
+    (((0,), (1,)), [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
     """
 
     steps: tuple[int, ...]
     rows: tuple[tuple[int, ...], ...]
-    dead: tuple[tuple[float, ...], ...]
-    near_dead: tuple[tuple[float, ...], ...]
-    activity: tuple[tuple[float, ...], ...]
+    dead: np.ndarray
+    near_dead: np.ndarray
+    activity: np.ndarray
 
     @property
     def units(self) -> int:
         return sum(len(row) for row in self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LivenessMap):
+            return NotImplemented
+        return (self.steps, self.rows) == (other.steps, other.rows) and all(
+            np.array_equal(getattr(self, name), getattr(other, name)) for name in ("dead", "near_dead", "activity")
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # its arrays are not hashable
 
 
 def unit_order(units: UnitsSeries) -> np.ndarray:
@@ -84,8 +94,11 @@ def _bands(order: np.ndarray, limit: int = HEATMAP_ROWS) -> list[np.ndarray]:
     return [band for band in np.array_split(order, min(limit, len(order))) if len(band)]
 
 
-def _shares(matrix: np.ndarray) -> tuple[float, ...]:
-    return tuple(round(float(value), 3) for value in matrix)
+def _shares(matrix: np.ndarray, bands: list[np.ndarray]) -> np.ndarray:
+    """Each band's mean over its units, per step, rounded to 3 decimals: ``[bands, steps]``."""
+    if not bands:
+        return np.zeros((0, len(matrix)))
+    return np.round(np.stack([matrix[:, band].mean(axis=1) for band in bands]), 3)
 
 
 def liveness_map(units: UnitsSeries, *, rows: int = HEATMAP_ROWS, columns: int = HEATMAP_COLUMNS) -> LivenessMap:
@@ -99,7 +112,7 @@ def liveness_map(units: UnitsSeries, *, rows: int = HEATMAP_ROWS, columns: int =
     return LivenessMap(
         steps=tuple(int(step) for step in units.steps[kept]),
         rows=tuple(tuple(int(unit) for unit in band) for band in bands),
-        dead=tuple(_shares(dead[:, band].mean(axis=1)) for band in bands),
-        near_dead=tuple(_shares(near_dead[:, band].mean(axis=1)) for band in bands),
-        activity=tuple(_shares(activity[:, band].mean(axis=1)) for band in bands),
+        dead=_shares(dead, bands),
+        near_dead=_shares(near_dead, bands),
+        activity=_shares(activity, bands),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from functools import partial
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -366,7 +366,9 @@ def build_report(
 
 
 def json_ready(value: Any) -> Any:
-    """``value`` with NaN/Inf as None, tuples as lists, keys as strings and numpy scalars as Python ones."""
+    """``value`` with NaN/Inf as None, tuples as lists, keys as strings, numpy values as Python ones,
+    and dataclasses as dicts of their fields (as ``asdict``, without its deep copy).
+    """
     if isinstance(value, float):
         return _finite_or_none(value)
     if isinstance(value, dict):
@@ -375,6 +377,10 @@ def json_ready(value: Any) -> Any:
         return [json_ready(item) for item in value]
     if isinstance(value, np.generic):
         return json_ready(value.item())
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: json_ready(getattr(value, item.name)) for item in fields(value)}
     return value
 
 
@@ -382,6 +388,5 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     """The JSON document of ``report`` (schema ``keras_relu_doctor.report/1``): ``asdict``
     with NaN/Inf turned into null. ``last_grad_norm`` is the layer's last gradient norm.
     """
-    document = asdict(report)
-    document = {"schema": document.pop("schema"), **document}
-    return json_ready(document)
+    document = json_ready(report)
+    return {"schema": document.pop("schema"), **document}
