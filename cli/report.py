@@ -138,7 +138,9 @@ def _report(
     from keras_relu_doctor.render.common import PrintableStream
     from keras_relu_doctor.report import build_report
 
-    result = build_report(logdir, dead_threshold=dead_threshold, run_glob=run_glob, jobs=jobs)
+    # The text and Markdown reports draw no heatmap; --write-tensorboard writes Markdown.
+    heatmaps = output_format in ("json", "html")
+    result = build_report(logdir, dead_threshold=dead_threshold, run_glob=run_glob, jobs=jobs, heatmaps=heatmaps)
     if write_tensorboard:
         _check_writable(result)  # before anything is written
     color = output is None and output_format == "text" and _stdout_is_tty() and "NO_COLOR" not in os.environ

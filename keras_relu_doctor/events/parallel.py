@@ -36,6 +36,8 @@ from keras_relu_doctor.events.series import Run
 from keras_relu_doctor.events.storage import LOCAL, Storage
 
 SPLIT_MIN = 16 << 20  # a run smaller than this is read in one piece: the fork would cost more than it saves
+PARALLEL_MIN = 8 << 20  # a logdir smaller than this (and of few runs) is read in this process
+PARALLEL_RUNS = 16  # ... unless it holds at least this many runs, each diagnosed too
 PIECE_MIN = 4 << 20  # no piece smaller than this
 PRIME_BYTES = 1 << 20  # the start of a run read first, to file its tags as a whole read would
 
@@ -91,7 +93,8 @@ def read_runs(
     Only local logdirs are read in parallel.
     """
     sizes = [_run_size(storage, storage.join(root, path), files) for path, files in runs] if storage is LOCAL else []
-    with pool(jobs if storage is LOCAL and len(runs) > 0 else 1) as workers_pool:
+    worth_it = sum(sizes) >= PARALLEL_MIN or len(sizes) >= PARALLEL_RUNS
+    with pool(jobs if worth_it else 1) as workers_pool:
         count = workers(jobs)
         if workers_pool is not None and (len(runs) >= 2 * count or max(sizes, default=0) < SPLIT_MIN):
             tasks = [(storage, storage.join(root, path), files, path, apply) for path, files in runs]

@@ -41,6 +41,7 @@ def _same(a, b, where: str = "run") -> None:
 @pytest.fixture
 def small_pieces(monkeypatch):
     """Cut runs of a few hundred KB into pieces of 16 KB, so real test logdirs are read in many pieces."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 64 << 10)
     monkeypatch.setattr(parallel, "SPLIT_MIN", 64 << 10)
     monkeypatch.setattr(parallel, "PIECE_MIN", 16 << 10)
     monkeypatch.setattr(parallel, "PRIME_BYTES", 4 << 10)
