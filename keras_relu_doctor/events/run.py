@@ -312,8 +312,10 @@ class _RunReader:
         with stream:
             batches, notes = iter_batches(stream, name, size, start, stop, find_start=stop is not None and start > 0)
             read = 0
-            parse = event_pb2.Event.FromString
+            parse, sinks, new_sink = event_pb2.Event.FromString, self.sinks, self._sink
             for offsets, payloads in batches:
+                read += len(offsets)
+                # One event, one value: the inner loop runs once per record, so it is kept inline.
                 for offset, payload in zip(offsets, payloads):
                     try:
                         event = parse(payload)
@@ -321,8 +323,20 @@ class _RunReader:
                         self.warnings.append(
                             f"{name}: record at offset {offset} does not parse ({type(error).__name__}); skipped it"
                         )
+                        read -= 1
                         continue
-                    unread = self._event(event)
+                    step = event.step
+                    unread = None
+                    for value in event.summary.value:
+                        tag = value.tag
+                        try:
+                            sink = sinks.get(tag)
+                            if sink is None:
+                                sink = new_sink(tag, value)
+                            sink(step, value)
+                        except _VALUE_ERRORS as error:
+                            unread = unread or []
+                            unread.append((tag, type(error).__name__))
                     if unread:
                         tags = ", ".join(f"{tag!r} ({error})" for tag, error in unread[:3])
                         more = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
@@ -330,7 +344,6 @@ class _RunReader:
                             f"{name}: record at offset {offset}: could not read the value of {tags}{more};"
                             " skipped those, kept the record's other values"
                         )
-                    read += 1
         if notes_out is not None:
             notes_out.append(notes)
         else:
@@ -338,25 +351,8 @@ class _RunReader:
         self.records += read
         return notes.truncated_at, read, notes.end
 
-    def _event(self, event) -> list[tuple[str, str]]:
-        """File each value of ``event``; return ``(tag, error)`` for those that could not be read."""
-        step = event.step
-        unread = []
-        for value in event.summary.value:
-            tag = value.tag
-            try:
-                sink = self.sinks.get(tag)
-                if sink is None:
-                    sink = self._sink(tag, value)
-                    if sink is None:
-                        continue
-                sink(step, value)
-            except _VALUE_ERRORS as error:
-                unread.append((tag, type(error).__name__))
-        return unread
-
-    def _sink(self, tag: str, value) -> Callable[[int, Any], None] | None:
-        """The function that files every later value of ``tag``; None to look again next time."""
+    def _sink(self, tag: str, value) -> Callable[[int, Any], None]:
+        """The function that files every later value of ``tag`` (raises if the value's metadata is bad)."""
         kind = value.WhichOneof("value")
         self.formats.add(str(kind))
         plugin, content = "", b""
