@@ -73,7 +73,7 @@ def main() -> None:
         """Runs the same probe as eager ops, to price the compiled function."""
 
         def _measure(self) -> dict:
-            return probe_lib.to_numpy(self._probe_fn.python_function(*self._probe_batch))
+            return probe_lib.to_numpy(self._probe.function.python_function(*self._probe_batch))
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1.0, 0.0, (args.samples, 4)).astype("float32")

@@ -207,8 +207,8 @@ def test_other_backends_get_one_clear_line(monkeypatch, tmp_path):
     from keras_relu_doctor import ReluDoctor
     from keras_relu_doctor.errors import UnsupportedModel
 
-    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
-    with pytest.raises(UnsupportedModel, match=r"TensorFlow backend; this Keras runs on 'torch'.*KERAS_BACKEND=tensorflow"):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(UnsupportedModel, match=r"tensorflow, jax, torch backends; this Keras runs on 'numpy'.*KERAS_BACKEND=tensorflow, jax or torch"):
         ReluDoctor(str(tmp_path))
 
 
