@@ -20,8 +20,8 @@ import keras
 import numpy as np
 
 from keras_relu_doctor.probe.layers import LayerEntry
-from keras_relu_doctor.probe.layout import MODE_TRAINING
-from keras_relu_doctor.probe.recording import Trace, Watch, recording
+from keras_relu_doctor.probe.layout import MODE_TRAINING, ProbeSettings, new_layout
+from keras_relu_doctor.probe.recording import INPUT, Trace, Watch, recording
 
 
 @dataclass
@@ -51,6 +51,7 @@ def recorded_pass(
     x, y, sample_weight = batch
     with keras.StatelessScope(state_mapping=state_mapping):
         with recording(entries, watch, batch_statistics=mode == MODE_TRAINING) as trace:
+            trace.register(x, INPUT)  # where no graph can be walked back (JAX), the inputs are known as such
             y_pred = model(x, training=False)
         loss = loss_fn(y, y_pred, sample_weight) if loss_fn is not None else None
     return Pass(trace, y_pred, loss)
@@ -80,3 +81,44 @@ def probe_size_for(model: keras.Model, entries: list[LayerEntry], x: Any, *, bud
     )
     fits = budget // max(per_sample, 1)
     return int(min(largest, max(smallest, fits // 8 * 8)))
+
+
+class ProbeBase:
+    """What every backend's probe holds: the model, its layers, the loss, the settings and the layout.
+
+    Subclasses implement ``build`` and ``__call__`` (:class:`keras_relu_doctor.probe.layout.Probe`).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        entries: list[LayerEntry],
+        loss_fn: Callable[..., Any] | None,
+        settings: ProbeSettings,
+    ) -> None:
+        self.model, self.entries, self.loss_fn, self.settings = model, entries, loss_fn, settings
+        self.layout = new_layout(entries, settings, gradients=loss_fn is not None)
+        self._measured = [entry for entry in entries if entry.measured]
+        self._reached: list[LayerEntry] = []
+        self._previous: dict[str, list[Any]] = {}  # weights at the last measurement (update ratios)
+
+    def gradient_batch(self, batch: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+        """The samples the gradients are taken on: ``batch`` itself when it holds no more than asked."""
+        limit = self.settings.gradient_samples
+        return batch if limit is None or sample_count(batch[0]) <= limit else first_samples(batch, limit)
+
+    def values(self, outputs: list[dict[str, Any]], gradients: list[dict[str, Any]] | None, loss: Any) -> dict[str, Any]:
+        """The logged values from the reached layers' reductions (:mod:`.reductions`), as numpy."""
+        from keras_relu_doctor.probe.reductions import layer_values
+        from keras_relu_doctor.probe.statistics import probe_values
+
+        layers = layer_values(self._reached, outputs, gradients)
+        loss = float(keras.ops.convert_to_numpy(loss)) if self.loss_fn is not None else None
+        paths = [entry.path for entry in self._measured]
+        return probe_values(layers, paths, loss, self._previous, self.settings, self.layout)
+
+    def snapshot(self, read: Callable[[Any], Any]) -> None:
+        """Keep each measured layer's weights (``read(variable)``) as the last measurement's."""
+        from keras_relu_doctor.probe.statistics import weight_snapshot
+
+        self._previous = weight_snapshot({e.path: [read(v) for _, v in e.weights] for e in self._measured})

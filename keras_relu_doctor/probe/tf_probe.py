@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_relu_doctor import tags
+from keras_relu_doctor.probe.forward import ProbeBase
 from keras_relu_doctor.probe.layers import LayerEntry
 from keras_relu_doctor.probe.layout import (
     HISTOGRAM_SAMPLE,
@@ -718,7 +719,7 @@ def to_numpy(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class TensorFlowProbe:
+class TensorFlowProbe(ProbeBase):
     """The probe on the TensorFlow backend: one ``tf.function``, run without grappler.
 
     Example (inside the callback)::
@@ -728,13 +729,8 @@ class TensorFlowProbe:
         write_probe(event_writer, probe.layout, probe(x, y, None), step)
     """
 
-    def __init__(
-        self,
-        model: keras.Model,
-        entries: list[LayerEntry],
-        loss_fn: Callable[..., Any] | None,
-        settings: ProbeSettings,
-    ) -> None:
+    def __init__(self, model: keras.Model, entries: list[LayerEntry], loss_fn: Any, settings: ProbeSettings) -> None:
+        super().__init__(model, entries, loss_fn, settings)
         self.function, self.layout = build_probe_function(model, entries, loss_fn, settings, snapshot_weights(entries))
 
     def build(self, x: Any, y: Any, sample_weight: Any) -> None:
