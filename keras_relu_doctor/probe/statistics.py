@@ -62,7 +62,7 @@ def liveness(highest: np.ndarray, lowest: np.ndarray, tolerance: float) -> dict[
     highest, lowest = highest.astype(np.float32), lowest.astype(np.float32)
     finite_high, finite_low = np.isfinite(highest), np.isfinite(lowest)
     with np.errstate(invalid="ignore"):
-        magnitude = np.maximum(highest, -lowest)
+        magnitude = np.maximum(highest, -lowest) + np.float32(0.0)  # -0.0 (max of 0 and -0) is 0
     magnitude = np.where(np.isnan(magnitude), np.float32(np.inf), magnitude)
     top = np.max(np.where(finite_high, highest, -np.inf), axis=0).astype(np.float32)
     bottom = np.min(np.where(finite_low, lowest, np.inf), axis=0).astype(np.float32)
