@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow_only  # the TensorFlow probe's in-graph bucketing
+
 
 @pytest.mark.parametrize(
     "values",
