@@ -34,13 +34,16 @@ _INNER = ("cell", "forward_layer", "layer")
 
 
 def _serialized(obj: Any) -> dict[str, Any]:
+    """An initializer's or schedule's class and config.
+
+    From ``get_config``: ``keras.saving.serialize_keras_object`` would import
+    TensorFlow wherever it is installed, also on the JAX and PyTorch backends.
+    """
     try:
-        raw = keras.saving.serialize_keras_object(obj)
-    except (TypeError, ValueError, AttributeError):
+        config = obj.get_config()
+    except (TypeError, ValueError, AttributeError, NotImplementedError):
         return {"class": type(obj).__name__}
-    if isinstance(raw, dict):
-        return {"class": raw.get("class_name", type(obj).__name__), "config": _plain(raw.get("config", {}))}
-    return {"class": str(raw)}
+    return {"class": type(obj).__name__, "config": _plain(config if isinstance(config, dict) else {})}
 
 
 def _plain(value: Any) -> Any:
