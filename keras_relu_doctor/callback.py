@@ -62,6 +62,11 @@ class ReluDoctor(keras.callbacks.Callback):
     is discarded, so weights, optimizer state, BatchNormalization statistics
     and random streams are bit-identical with and without the callback.
 
+    It runs on Keras' TensorFlow, JAX and PyTorch backends and writes the
+    same events on each. On JAX, Keras keeps the training state outside the
+    model during an epoch: logging every N batches makes it copy the state
+    back into the model every N batches (at epoch ends it does so anyway).
+
     Steps count updates done: step 0 is the baseline, step N comes after N
     epochs (or N batches with an integer ``update_freq``); a second ``fit``
     with the same callback continues the count.
