@@ -11,10 +11,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[tensorflow-cpu,test]'
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[tensorflow-cpu,jax,torch-cpu,test]'
 	touch $@
 
 install: $(BIN)/.installed
+
+# Where pip finds the CPU wheel of torch when no local wheel folder has it (PyPI's is the CUDA build):
+# make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 # The replay's quick preset (reuses finished runs when DEMO_LOGDIR already holds them),
 # every run's report as HTML, the report of a run that dies (3 ReLU layers on uniform(-1, 0)
@@ -45,8 +49,18 @@ browser:
 		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; \
 	fi
 
+# The whole suite on TensorFlow (tests/callback/test_backends_agree.py trains one model on all three
+# backends and compares the events), then the callback's tests once per other backend: KERAS_BACKEND
+# is fixed when keras is imported, so each backend is its own pytest process. Tests marked
+# tensorflow_only (TensorFlow's custom train_step, its in-graph histogram op) run in the first only.
+OTHER_BACKENDS ?= jax torch
+
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@for backend in $(OTHER_BACKENDS); do \
+		echo "== tests/callback on KERAS_BACKEND=$$backend"; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest tests/callback -m "not tensorflow_only" $(PYTEST_ARGS) || exit 1; \
+	done
 
 # The structure-aware fuzz of the report at 10x the suite's cases.
 fuzz: install

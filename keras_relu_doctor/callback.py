@@ -20,7 +20,8 @@ from keras_relu_doctor.events.writer import EventWriter, summary_metadata
 
 ON_DEAD_CHOICES = ("warn", "stop", "ignore")
 PROBE_MODE_CHOICES = (tags.PROBE_TRAINING, tags.PROBE_INFERENCE)
-SUPPORTED_BACKENDS = ("tensorflow",)
+# The Keras backends the probe runs on (one module each in keras_relu_doctor.probe).
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 # The default probe: at most 512 samples, fewer where a sample's layer outputs are
 # many, so that one log handles about 2**25 values (a forward and backward pass of
 # a few training batches on a CNN at 32x32); never under 64, so that a unit active
@@ -66,6 +67,11 @@ class ReluDoctor(keras.callbacks.Callback):
     on one device, so its numbers are a single-device run's; under
     ``MultiWorkerMirroredStrategy`` only the chief writes events, and every
     worker measures, so that ``on_dead="stop"`` stops all of them alike.
+
+    It runs on Keras' TensorFlow, JAX and PyTorch backends and writes the
+    same events on each. On JAX, Keras keeps the training state outside the
+    model during an epoch: logging every N batches makes it copy the state
+    back into the model every N batches (at epoch ends it does so anyway).
 
     Steps count updates done: step 0 is the baseline, step N comes after N
     epochs (or N batches with an integer ``update_freq``); a second ``fit``
@@ -148,9 +154,9 @@ class ReluDoctor(keras.callbacks.Callback):
         backend = keras.backend.backend()
         if backend not in SUPPORTED_BACKENDS:
             raise UnsupportedModel(
-                f"ReluDoctor measures on the TensorFlow backend; this Keras runs on {backend!r} "
-                f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', backend)}). Supported: "
-                f"{', '.join(SUPPORTED_BACKENDS)}. Set KERAS_BACKEND=tensorflow before importing keras."
+                f"ReluDoctor measures on the {', '.join(SUPPORTED_BACKENDS)} backends; this Keras runs on "
+                f"{backend!r} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND', backend)}). Set "
+                "KERAS_BACKEND=tensorflow, jax or torch before importing keras."
             )
         if not str(log_dir):
             raise ValueError("`log_dir` must be a folder path, got an empty string.")
@@ -205,7 +211,7 @@ class ReluDoctor(keras.callbacks.Callback):
         self.verbose = verbose
         self._writer: EventWriter | _NoEvents | None = None
         self._layout: Any = None
-        self._probe_fn: Any = None
+        self._probe: Any = None  # the backend's Probe, built once per fit
         self._entries: list[Any] = []
         self._probe_batch: tuple[Any, Any, Any] | None = None
         self._warned_dead: set[str] = set()
@@ -275,22 +281,20 @@ class ReluDoctor(keras.callbacks.Callback):
         )
         # The last fit's probe goes first: TensorFlow frees its instantiated
         # graph (on MobileNetV2 about 200 MB) only when no one holds it.
-        if self._probe_fn is not None:
-            self._probe_fn = None
+        if self._probe is not None:
+            self._probe = None
             gc.collect()
-        self._probe_fn, self._layout = probe_lib.build_probe_function(
-            self.model, self._entries, loss_fn, settings, probe_lib.snapshot_weights(self._entries)
-        )
+        self._probe = probe_lib.build_probe(keras.backend.backend(), self.model, self._entries, loss_fn, settings)
+        self._layout = self._probe.layout
         self._probe_batch = (x, y, sample_weight)
-        # Tracing now costs the same as at the first log, and tells at once
+        # Compiling now costs the same as at the first log, and tells at once
         # whether the forward pass reached any layer.
-        with probe_lib.default_replica_context():
-            self._probe_fn.get_concrete_function(x, y, sample_weight)
+        self._probe.build(x, y, sample_weight)
         if not self._layout.reached:
             raise UnsupportedModel(_unsupported_message(self.model))
         if self._writer is None:
             # Every worker measures (so on_dead acts alike on all), only the chief writes.
-            chief = probe_lib.writes_summaries(self.model.distribute_strategy)
+            chief = keras.backend.backend() != "tensorflow" or probe_lib.writes_summaries(self.model.distribute_strategy)
             self._writer = EventWriter(os.path.join(self.log_dir, tags.TRAIN_SUBDIR)) if chief else _NoEvents()
         self._fits += 1
         step = self._start_step(int(fit_arguments.get("initial_epoch") or 0))
@@ -366,17 +370,15 @@ class ReluDoctor(keras.callbacks.Callback):
         return "\n".join(lines)
 
     def _call_on_one(self, x: Any, source: str) -> Any:
-        import tensorflow as tf
-
         try:
             return self.model(keras.tree.map_structure(lambda t: t[:1], x), training=False)
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+        except _shape_errors() as error:
             raise _probe_mismatch(self.model, x, error, source) from error
 
     # ---------------------------------------------------------------- logging
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._batches_done += 1
-        if self.update_freq == "epoch" or self._probe_fn is None:
+        if self.update_freq == "epoch" or self._probe is None:
             return
         self._batches_seen += 1
         if self._batches_seen % int(self.update_freq) == 0:
@@ -384,7 +386,7 @@ class ReluDoctor(keras.callbacks.Callback):
             self._log(step, where=f"batch {step}")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.update_freq == "epoch" and self._probe_fn is not None:
+        if self.update_freq == "epoch" and self._probe is not None:
             step = epoch + 1 + self._epoch_offset
             self._epochs_done = step
             self._log(step, where=f"epoch {step}")
@@ -395,14 +397,14 @@ class ReluDoctor(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self._probe_fn is not None:
-            self._probe_fn = None
+        if self._probe is not None:
+            self._probe = None
             gc.collect()
 
     def _log(self, step: int, where: str, facts: dict[str, Any] | None = None) -> None:
         from keras_relu_doctor import probe as probe_lib
 
-        if self._probe_fn is None or self._probe_batch is None:
+        if self._probe is None or self._probe_batch is None:
             return
         if facts is None and step == self._last_step:
             return
@@ -434,12 +436,7 @@ class ReluDoctor(keras.callbacks.Callback):
 
     def _measure(self) -> dict[str, Any]:
         """One run of the compiled probe on the probe batch, as numpy arrays."""
-        from keras_relu_doctor import probe as probe_lib
-
-        # Without grappler, which costs the probe's graph more than it saves (a
-        # TensorFlow function is rewritten for the options of each call).
-        with probe_lib.without_graph_rewrites(), probe_lib.default_replica_context():
-            return probe_lib.to_numpy(self._probe_fn(*self._probe_batch))
+        return self._probe(*self._probe_batch)
 
     def _recognise_rectifiers(self, result: dict[str, np.ndarray]) -> None:
         """Name the activation of layers that do not say theirs (Lambda, custom) from their output.
@@ -511,7 +508,7 @@ class _NoEvents:
         pass
 
 
-_LIBRARY_MODULES = ("keras", "tensorflow", "keras_relu_doctor", "absl")
+_LIBRARY_MODULES = ("keras", "tensorflow", "jax", "jaxlib", "torch", "keras_relu_doctor", "absl")
 
 
 def _user_stacklevel() -> int:
@@ -532,9 +529,14 @@ def _user_stacklevel() -> int:
 
 
 def _is_tf_dataset(value: Any) -> bool:
-    import tensorflow as tf
+    tf = sys.modules.get("tensorflow")  # not imported: the value cannot be a tf.data.Dataset
+    return tf is not None and isinstance(value, tf.data.Dataset)
 
-    return isinstance(value, tf.data.Dataset)
+
+def _shape_errors() -> tuple[type[Exception], ...]:
+    """What a model raises when its input does not fit it, on the active backend."""
+    tf = sys.modules.get("tensorflow")
+    return (ValueError, TypeError, RuntimeError) + ((tf.errors.InvalidArgumentError,) if tf is not None else ())
 
 
 def _check_probe_structure(probe_data: Any, source: str) -> None:
@@ -594,9 +596,7 @@ def _batches(probe_data: Any) -> Any:
 
 
 def _take_probe(probe_data: Any, probe_size: int, source: str) -> tuple[Any, Any, Any]:
-    """The first ``probe_size`` samples as tensors ``(x, y, sample_weight)``."""
-    import tensorflow as tf
-
+    """The first ``probe_size`` samples as tensors of the active backend ``(x, y, sample_weight)``."""
     _check_probe_structure(probe_data, source)
     if _is_tf_dataset(probe_data) or isinstance(probe_data, keras.utils.PyDataset):
         kind = type(probe_data).__name__
@@ -617,7 +617,7 @@ def _take_probe(probe_data: Any, probe_size: int, source: str) -> tuple[Any, Any
         x, y, sample_weight = (_concat([part[i] for part in parts]) for i in range(3))
     else:
         x, y, sample_weight = (tuple(probe_data) + (None,))[:3]
-    cut = lambda value: None if value is None else tf.convert_to_tensor(np.asarray(value)[:probe_size])  # noqa: E731
+    cut = lambda value: None if value is None else keras.ops.convert_to_tensor(np.asarray(value)[:probe_size])  # noqa: E731
     x, y = keras.tree.map_structure(cut, x), keras.tree.map_structure(cut, y)
     sample_weight = None if sample_weight is None else keras.tree.map_structure(cut, sample_weight)
     return x, y, sample_weight

@@ -14,6 +14,17 @@ import pytest  # noqa: E402
 PROBE = 16  # probe samples of the MobileNetV2 runs
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``tensorflow_only`` when the suite runs on another Keras backend."""
+    backend = os.environ["KERAS_BACKEND"]
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"needs the TensorFlow backend (KERAS_BACKEND={backend})")
+    for item in items:
+        if "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def keras_mod():
     import keras

@@ -27,20 +27,23 @@ from keras_relu_doctor.probe.layers import (
     REASON_SHAPE_ONLY,
     LayerEntry,
 )
-from keras_relu_doctor.probe.measure import ProbeLayout
+from keras_relu_doctor.probe.layout import ProbeLayout
 
 # Layer attributes that hold a sublayer whose initializers count as the layer's.
 _INNER = ("cell", "forward_layer", "layer")
 
 
 def _serialized(obj: Any) -> dict[str, Any]:
+    """An initializer's or schedule's class and config.
+
+    From ``get_config``: ``keras.saving.serialize_keras_object`` would import
+    TensorFlow wherever it is installed, also on the JAX and PyTorch backends.
+    """
     try:
-        raw = keras.saving.serialize_keras_object(obj)
-    except (TypeError, ValueError, AttributeError):
+        config = obj.get_config()
+    except (TypeError, ValueError, AttributeError, NotImplementedError):
         return {"class": type(obj).__name__}
-    if isinstance(raw, dict):
-        return {"class": raw.get("class_name", type(obj).__name__), "config": _plain(raw.get("config", {}))}
-    return {"class": str(raw)}
+    return {"class": type(obj).__name__, "config": _plain(config if isinstance(config, dict) else {})}
 
 
 def _plain(value: Any) -> Any:
@@ -144,6 +147,13 @@ def _optimizer_facts(optimizer: Any) -> dict[str, Any] | None:
     }
 
 
+def backend_version() -> str:
+    """The version of the framework Keras runs on (TensorFlow, JAX or PyTorch)."""
+    import importlib
+
+    return str(getattr(importlib.import_module(keras.backend.backend()), "__version__", ""))
+
+
 def current_learning_rate(optimizer: Any) -> float | None:
     """The learning rate the next update uses (a schedule's current value); None if unknown."""
     if optimizer is None:
@@ -197,8 +207,6 @@ def model_facts(
     probe: dict[str, Any],
 ) -> dict[str, Any]:
     """The model facts document for one ``fit``; ``probe`` describes how the probe measured."""
-    import tensorflow as tf
-
     kinds = {entry.path: entry for entry in entries}
     order = {path: index for index, path in enumerate(layout.order)}
     ordered = sorted(entries, key=lambda entry: order.get(entry.path, len(order)))
@@ -209,7 +217,7 @@ def model_facts(
             "parameters": int(model.count_params()),
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
-            "tensorflow_version": tf.__version__,
+            "backend_version": backend_version(),
             "dtype_policy": keras.config.dtype_policy().name,
         },
         "probe": probe,

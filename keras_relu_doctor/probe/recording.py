@@ -3,10 +3,13 @@
 :func:`recording` wraps, for the duration of one trace, every layer's ``call``
 (and the ``activation`` attribute of fused layers such as
 ``Dense(..., activation="relu")``) so that the output and the input of the
-activation are recorded and watched by the gradient tape, and the tensors
-each layer consumed are traced back to the layers that made them. The
-wrappers only observe, with two deliberate exceptions that make the probe
-measure what the optimizer trains:
+activation are recorded and handed to the backend's ``watch`` (TensorFlow's
+gradient tape watches them; JAX adds a zero it differentiates by), and the
+tensors each layer consumed are traced back to the layers that made them
+(through TensorFlow's graph or PyTorch's autograd graph where ops sit
+between layers). It runs on every Keras backend. The wrappers only observe,
+with two deliberate exceptions that make the probe measure what the
+optimizer trains:
 
 - in training mode, ``BatchNormalization`` layers get ``training=True``
   (batch statistics) while every other layer runs with ``training=False``
@@ -21,7 +24,7 @@ Every patch is undone on exit, also when tracing fails.
 Example (inside a ``tf.function``)::
 
     with tf.GradientTape() as tape, keras.StatelessScope():
-        with recording(entries, tape, batch_statistics=True) as trace:
+        with recording(entries, lambda path, tensor: tape.watch(tensor), batch_statistics=True) as trace:
             y_pred = model(x, training=False)
     trace.records["dense"].output
 """
@@ -34,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import keras
-import tensorflow as tf
 
 from keras_relu_doctor.probe.layers import LayerEntry
 
@@ -42,14 +44,16 @@ from keras_relu_doctor.probe.layers import LayerEntry
 # identities and raw ``keras.ops`` between layers); bounded so tracing stays cheap.
 MAX_OPS_WALKED = 64
 INPUT = "<input>"  # producer of the model's own inputs
+# Sees a measured layer's output; may return a tensor of the same values to use instead.
+Watch = Callable[[str, Any], Any]
 
 
 @dataclass
 class Record:
     """What one layer produced during the trace."""
 
-    output: tf.Tensor | None = None
-    preactivation: tf.Tensor | None = None
+    output: Any = None
+    preactivation: Any = None
     called: bool = False
     float_output: bool = True
     # The pre-activation is a measured layer's output as it is: its histogram is written there.
@@ -64,10 +68,21 @@ class Trace:
     inputs: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     _producers: dict[Any, str] = field(default_factory=dict)
+    # Tensors keyed by id() stay alive while the trace runs, so no id is reused.
+    _kept: list[Any] = field(default_factory=list)
 
     def register(self, tensors: Any, path: str) -> None:
         for tensor in _tensors(tensors):
             self._producers[_key(tensor)] = path
+            self._kept.append(tensor)
+            grad_fn = getattr(tensor, "grad_fn", None)  # PyTorch: the node that made it
+            if grad_fn is not None:
+                self._producers[("grad_fn", id(grad_fn))] = path
+                self._kept.append(grad_fn)
+
+    def producer(self, tensor: Any) -> str | None:
+        """The layer whose output ``tensor`` is, if it is one."""
+        return self._producers.get(_key(tensor))
 
     def producers(self, tensors: Any) -> list[str]:
         """The layers (or ``<input>``) whose outputs ``tensors`` were computed from."""
@@ -78,13 +93,17 @@ class Trace:
                     found.append(path)
         return found
 
-    def _producers_of(self, tensor: tf.Tensor) -> list[str]:
+    def _producers_of(self, tensor: Any) -> list[str]:
         known = self._producers.get(_key(tensor))
         if known is not None:
             return [known]
+        if getattr(tensor, "grad_fn", None) is not None or _is_torch_leaf(tensor):
+            return self._autograd_producers(tensor)
         op = getattr(tensor, "op", None)
         if op is None:
             return []
+        import tensorflow as tf
+
         found: list[str] = []
         stack, seen = [op], set()
         while stack and len(seen) < MAX_OPS_WALKED:
@@ -106,35 +125,76 @@ class Trace:
         return found
 
 
+    def _autograd_producers(self, tensor: Any) -> list[str]:
+        """PyTorch: walk the autograd graph back from ``tensor`` to the layers (or the input) it came from."""
+        found: list[str] = []
+        stack, seen = [getattr(tensor, "grad_fn", None)], set()
+        if stack[0] is None:
+            return [INPUT]  # a leaf that is no layer's output: the model's input
+        while stack and len(seen) < MAX_OPS_WALKED:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            path = self._producers.get(("grad_fn", id(node)))
+            if path is not None:
+                if path not in found:
+                    found.append(path)
+                continue
+            stack.extend(next_node for next_node, _ in node.next_functions)
+        return found
+
+
+def _is_torch_leaf(tensor: Any) -> bool:
+    return type(tensor).__module__.startswith("torch") and getattr(tensor, "grad_fn", 1) is None
+
+
 def _key(tensor: Any) -> Any:
-    try:
-        return tensor.name  # graph tensors: unique in their FuncGraph
-    except (AttributeError, ValueError):
-        return id(tensor)
+    if keras.backend.backend() == "tensorflow":
+        try:
+            return tensor.name  # graph tensors: unique in their FuncGraph
+        except (AttributeError, ValueError):
+            pass
+    return id(tensor)
 
 
-def _tensors(values: Any) -> list[tf.Tensor]:
-    return [value for value in keras.tree.flatten(values) if isinstance(value, tf.Tensor)]
+def _is_tensor(value: Any) -> bool:
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return isinstance(value, tf.Tensor)  # not variables, which tf.is_tensor also accepts
+    return keras.ops.is_tensor(value)
 
 
-def _first_float(output: Any) -> tf.Tensor | None:
+def _tensors(values: Any) -> list[Any]:
+    return [value for value in keras.tree.flatten(values) if _is_tensor(value)]
+
+
+def _first_float(output: Any) -> Any:
     """The output to measure: the tensor, or the first of a tuple (an RNN's sequence before its states)."""
     tensors = _tensors(output)
     if not tensors:
         return None
     first = tensors[0]
-    return first if first.dtype.is_floating else None
+    return first if "float" in keras.backend.standardize_dtype(first.dtype) else None
 
 
-def _data_inputs(args: tuple, kwargs: dict) -> list[tf.Tensor]:
+def _data_inputs(args: tuple, kwargs: dict) -> list[Any]:
     """Tensors a layer computes from: positional and named inputs, not masks or flags."""
     named = [value for key, value in kwargs.items() if "mask" not in key and key != "training"]
     return _tensors(list(args) + named)
 
 
 @contextlib.contextmanager
-def recording(entries: list[LayerEntry], tape: tf.GradientTape, *, batch_statistics: bool) -> Iterator[Trace]:
-    """Wrap every entry's layer for one trace; yield the :class:`Trace` that fills as the model runs."""
+def recording(
+    entries: list[LayerEntry], watch: Watch | None, *, batch_statistics: bool
+) -> Iterator[Trace]:
+    """Wrap every entry's layer for one trace; yield the :class:`Trace` that fills as the model runs.
+
+    ``watch(path, output)`` sees each measured layer's output first; what it
+    returns, when not None, replaces the output downstream (it must hold the
+    same values).
+    """
     trace = Trace()
     restore: list[Callable[[], None]] = []
 
@@ -167,14 +227,18 @@ def recording(entries: list[LayerEntry], tape: tf.GradientTape, *, batch_statist
                 kwargs["training"] = True
             if __e.measured and __e.is_activation_layer and inputs and __rec.preactivation is None:
                 __rec.preactivation = inputs[0]
-                producer = trace.records.get(trace._producers.get(_key(inputs[0]), ""))
+                producer = trace.records.get(trace.producer(inputs[0]) or "")
                 __rec.preactivation_is_measured = producer is not None and producer.output is inputs[0]
             output = __call(*args, **kwargs)
             if __e.measured and __rec.output is None:
                 measured = _first_float(output)
                 __rec.float_output = measured is not None or not _tensors(output)
+                if measured is not None and watch is not None:
+                    watched = watch(__e.path, measured)
+                    if watched is not None:
+                        output = keras.tree.map_structure(lambda t: watched if t is measured else t, output)
+                        measured = watched
                 if measured is not None:
-                    tape.watch(measured)
                     __rec.output = measured
             __rec.called = True
             trace.register(output, __e.path)
@@ -184,7 +248,7 @@ def recording(entries: list[LayerEntry], tape: tf.GradientTape, *, batch_statist
         if entry.measured and entry.has_fused_activation:
 
             def recording_activation(x: Any, *args: Any, __act=layer.activation, __rec=record, **kwargs: Any) -> Any:
-                if __rec.preactivation is None and isinstance(x, tf.Tensor):
+                if __rec.preactivation is None and _is_tensor(x):
                     __rec.preactivation = x
                 return __act(x, *args, **kwargs)
 

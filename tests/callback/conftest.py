@@ -47,13 +47,50 @@ def read_events() -> Callable[[str], Events]:
 
 def random_draws(keras) -> list[np.ndarray]:
     """The next draws of every random stream a training run could have advanced."""
-    import tensorflow as tf
-
-    return [
-        np.asarray(keras.random.uniform((3,))),  # Keras' global seed generator
-        tf.random.uniform((3,)).numpy(),  # TensorFlow's global stream
+    draws = [
+        keras.ops.convert_to_numpy(keras.random.uniform((3,))),  # Keras' global seed generator
         np.random.random(3),  # numpy's global stream
     ]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        draws.append(tf.random.uniform((3,)).numpy())  # TensorFlow's global stream
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        draws.append(torch.rand(3).numpy())  # PyTorch's global stream
+    return draws
+
+
+def autodiff_gradients(keras, model, loss_fn, x, y, variables, *, training: bool = False) -> list[np.ndarray]:
+    """d loss_fn(y, model(x)) / d ``variables`` by the active backend's own autodiff; no state kept.
+
+    ``tf.GradientTape``, ``jax.grad`` of ``model.stateless_call``, or ``torch.autograd.grad``.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape, keras.StatelessScope():
+            loss = loss_fn(y, model(x, training=training))
+        return [np.asarray(gradient) for gradient in tape.gradient(loss, variables)]
+    if backend == "jax":
+        import jax
+
+        trainable, non_trainable = model.trainable_variables, [v.value for v in model.non_trainable_variables]
+
+        def loss_of(values):
+            outputs, _ = model.stateless_call(values, non_trainable, x, training=training)
+            return loss_fn(y, outputs)
+
+        gradients = jax.grad(loss_of)([v.value for v in trainable])
+        position = {id(variable): index for index, variable in enumerate(trainable)}
+        return [np.asarray(gradients[position[id(variable)]]) for variable in variables]
+    import torch
+
+    with keras.StatelessScope():
+        loss = loss_fn(y, model(x, training=training))
+    return [gradient.numpy() for gradient in torch.autograd.grad(loss, [variable.value for variable in variables])]
 
 
 def assert_same_training(plain, probed, plain_draws, probed_draws) -> None:

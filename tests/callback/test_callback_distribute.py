@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# tf.distribute strategies: TensorFlow's own.
+pytestmark = pytest.mark.tensorflow_only
+
 RUNNER = Path(__file__).with_name("strategy_run.py")
 TIMEOUT_S = 120
 # Float tolerance between a strategy's numbers and one device's: the replicas

@@ -137,6 +137,9 @@ def _custom_step_model(keras):
     return model
 
 
+# A custom train_step is written per backend (JAX's is stateless): these two use TensorFlow's;
+# test_model_without_a_loss_logs_liveness_and_no_gradients covers the probe without a loss everywhere.
+@pytest.mark.tensorflow_only
 def test_custom_train_step_without_compiled_loss_logs_no_gradients_and_says_so(
     keras_mod, regression_data, tmp_path, read_events
 ):
@@ -158,6 +161,7 @@ def test_custom_train_step_without_compiled_loss_logs_no_gradients_and_says_so(
     assert "vanishing_gradients" not in run.problems and run.gradient_status == "unknown"
 
 
+@pytest.mark.tensorflow_only
 def test_custom_train_step_with_a_loss_given_to_the_callback(keras_mod, regression_data, tmp_path, read_events):
     from keras_relu_doctor import ReluDoctor
 
@@ -168,6 +172,26 @@ def test_custom_train_step_with_a_loss_given_to_the_callback(keras_mod, regressi
     events = read_events(str(tmp_path))
     assert float(events.last(tags.tag("hidden", tags.GRAD_NORM))) > 0.0
     assert float(events.last(tags.PROBE_LOSS)) > 0.0
+
+
+def test_model_without_a_loss_logs_liveness_and_no_gradients(keras_mod, regression_data, tmp_path, read_events):
+    from keras_relu_doctor import ReluDoctor
+
+    keras = keras_mod
+    x, y = regression_data
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="hidden")])
+    model.compile(optimizer="adam")  # no loss: a custom train_step would bring its own
+    model(x[:1])
+    callback = ReluDoctor(str(tmp_path), probe_data=(x, y))
+    callback.set_model(model)
+    with pytest.warns(UserWarning, match="gradients not logged"):
+        callback.on_train_begin()
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+    events = read_events(str(tmp_path))
+    assert events.steps(tags.tag("hidden", tags.DEAD_FRACTION)) == [0, 1]
+    assert not [tag for tag in events.values if "/gradients/" in tag or tag.endswith("grad_norm")]
+    assert tags.PROBE_LOSS not in events.values
 
 
 def test_mixed_precision_conv_net_with_batchnorm(keras_mod, tmp_path, read_events):
@@ -207,8 +231,8 @@ def test_other_backends_get_one_clear_line(monkeypatch, tmp_path):
     from keras_relu_doctor import ReluDoctor
     from keras_relu_doctor.errors import UnsupportedModel
 
-    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
-    with pytest.raises(UnsupportedModel, match=r"TensorFlow backend; this Keras runs on 'torch'.*KERAS_BACKEND=tensorflow"):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(UnsupportedModel, match=r"tensorflow, jax, torch backends; this Keras runs on 'numpy'.*KERAS_BACKEND=tensorflow, jax or torch"):
         ReluDoctor(str(tmp_path))
 
 

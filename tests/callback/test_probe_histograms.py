@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow_only  # the TensorFlow probe's in-graph bucketing
+
 
 @pytest.mark.parametrize(
     "values",
@@ -46,7 +48,7 @@ def test_large_tensors_are_bucketed_on_a_sample_within_two_points_of_the_whole()
     from tensorboard.plugins.histogram.summary_v2 import _buckets
 
     from keras_relu_doctor.probe import histogram_tensors
-    from keras_relu_doctor.probe.measure import HISTOGRAM_SAMPLE
+    from keras_relu_doctor.probe.layout import HISTOGRAM_SAMPLE
 
     rng = np.random.default_rng(2)
     relu_like = np.maximum(rng.normal(size=(256, 16, 16, 8)), 0.0).astype("float32")  # 524,288 values

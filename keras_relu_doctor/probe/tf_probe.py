@@ -34,35 +34,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_relu_doctor import tags
+from keras_relu_doctor.probe.distribute import default_replica_context, writes_summaries  # noqa: F401
+from keras_relu_doctor.probe.forward import ProbeBase
 from keras_relu_doctor.probe.layers import LayerEntry
-from keras_relu_doctor.tags import REASON_NOT_FLOAT, REASON_NOT_REACHED
+from keras_relu_doctor.probe.layout import (
+    HISTOGRAM_SAMPLE,
+    MODE_TRAINING,
+    ProbeLayout,
+    ProbeSettings,
+    fill_layout,
+    new_layout,
+)
 from keras_relu_doctor.probe.recording import Record, Trace, recording
-
-DEFAULT_BUCKETS = tags.DEFAULT_BUCKETS
-# Values bucketed per histogram at most, evenly spread over the tensor (totals
-# count them all; an activation's edges are its exact range): a share of the
-# histogram estimated from 2**13 values has a standard error of at most 0.55
-# points (within 2 points of the whole tensor's; a test checks), while a conv
-# layer's output on a probe of a few hundred images holds millions. Bucketing
-# was most of a log on CNNs, so the sample is as small as that allows.
-HISTOGRAM_SAMPLE = 2**13
-# Probe modes: the network the optimizer trains (normalisation on batch
-# statistics, Dropout off), or the deployed one (``model(x, training=False)``).
-MODE_TRAINING = tags.PROBE_TRAINING
-MODE_INFERENCE = tags.PROBE_INFERENCE
-PROBE_MODES = (MODE_TRAINING, MODE_INFERENCE)
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    """Knobs of the measurement, fixed for a run."""
-
-    tolerance: float
-    step_unit: str
-    buckets: int = DEFAULT_BUCKETS
-    mode: str = MODE_TRAINING
-    # Samples of the probe the gradients are taken on (the first ones); None: all.
-    gradient_samples: int | None = None
 
 def _dense(values: Any) -> tf.Tensor:
     # Embedding gradients arrive as IndexedSlices.
@@ -314,32 +297,6 @@ def _as_vector(lengths: list[int | tf.Tensor], dtype: tf.DType) -> tf.Tensor:
 
 
 @dataclass
-class ProbeLayout:
-    """Which tag each value the probe returns belongs to; filled when the probe is traced.
-
-    ``reached`` lists the measured layers whose output the forward pass
-    reached; ``not_measured`` gives, for every other layer, the reason.
-    ``inputs`` and ``order`` are the layer graph as the forward pass ran it
-    (a layer's producers, ``<input>`` for the model's inputs), ``outputs``
-    the layers whose tensors the model returns. ``metadata`` is each layer's
-    per-unit record metadata, which the callback may refine before the first
-    write (a rectifier recognised from its output).
-    """
-
-    reached: list[str] = field(default_factory=list)
-    not_measured: dict[str, str] = field(default_factory=dict)
-    inputs: dict[str, list[str]] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    output_units: list[int | None] = field(default_factory=list)
-    histogram_tags: list[str] = field(default_factory=list)
-    scalar_tags: list[str] = field(default_factory=list)
-    unit_tags: list[tuple[str, str]] = field(default_factory=list)  # (tag, layer path)
-    metadata: dict[str, tags.UnitsMetadata] = field(default_factory=dict)
-    gradients: bool = True
-
-
-@dataclass
 class _Histogram:
     """One histogram to bucket: its tag, sample, the layer it belongs to, and what else reads its sample."""
 
@@ -397,10 +354,6 @@ class _Collected:
         return len(self.norms) - 1
 
 
-def _not_measured_reason(record: Record) -> str:
-    return REASON_NOT_FLOAT if record.called and not record.float_output else REASON_NOT_REACHED
-
-
 def build_probe_function(
     model: keras.Model,
     entries: list[LayerEntry],
@@ -428,21 +381,8 @@ def build_probe_function(
     a few operations on stacked vectors, which keeps the graph, and so its
     tracing, small.
     """
-    layout = ProbeLayout(gradients=loss_fn is not None)
+    layout = new_layout(entries, settings, gradients=loss_fn is not None)
     measured_entries = [entry for entry in entries if entry.measured]
-    layout.metadata.update(
-        {
-            entry.path: tags.UnitsMetadata(
-                tolerance=settings.tolerance,
-                step_unit=settings.step_unit,
-                activation=entry.activation.name,
-                activation_source=entry.activation.source,
-                layer_class=entry.layer_class,
-                probe_mode=settings.mode,
-            )
-            for entry in measured_entries
-        }
-    )
     batch_statistics = settings.mode == MODE_TRAINING
 
     # autograph=False: the body branches on Python values only, and converting
@@ -451,10 +391,10 @@ def build_probe_function(
     def probe(x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
         # The forward pass over every probe sample: liveness, activations, the loss.
         with tf.GradientTape() as tape, keras.StatelessScope():
-            with recording(entries, tape, batch_statistics=batch_statistics) as trace:
+            with recording(entries, _watched_by(tape), batch_statistics=batch_statistics) as trace:
                 y_pred = model(x, training=False)
             loss = loss_fn(y, y_pred, sample_weight) if loss_fn is not None else tf.constant(0.0)
-        _fill_graph(layout, entries, trace, y_pred)
+        fill_layout(layout, entries, trace, y_pred)
         records = trace.records
         reached = [entry for entry in measured_entries if records[entry.path].output is not None]
         collected = _Collected()
@@ -523,7 +463,7 @@ def _gradients(
                 for part in (x, y, sample_weight)
             )
         with tf.GradientTape() as tape, keras.StatelessScope():
-            with recording(entries, tape, batch_statistics=settings.mode == MODE_TRAINING) as trace:
+            with recording(entries, _watched_by(tape), batch_statistics=settings.mode == MODE_TRAINING) as trace:
                 y_pred = model(x, training=False)
             loss = loss_fn(y, y_pred, sample_weight)
     outputs = [trace.records[entry.path].output for entry in reached]
@@ -718,6 +658,11 @@ def _concat_blocks(collected: _Collected) -> tf.Tensor:
     return tf.concat([vector for _, vector in collected.blocks], 0) if collected.blocks else tf.zeros([0])
 
 
+def _watched_by(tape: tf.GradientTape) -> Callable[[str, tf.Tensor], None]:
+    """A :func:`recording` watch that has ``tape`` watch each measured output."""
+    return lambda path, tensor: tape.watch(tensor)
+
+
 def _tf_variable(variable: Any) -> Any:
     """The ``tf.Variable`` behind a Keras variable: TensorFlow's tape cannot zero-fill an
     unconnected Keras variable (its dtype is a string)."""
@@ -755,78 +700,6 @@ def without_graph_rewrites() -> Iterator[None]:
         eager.function_call_options = previous
 
 
-def probe_size_for(model: keras.Model, entries: list[LayerEntry], x: Any, *, budget: int, smallest: int, largest: int) -> int:
-    """How many probe samples keep one log near ``budget`` output values, within [smallest, largest].
-
-    Counts the measured layers' output values for one sample by running it
-    through the model (eagerly, nothing kept); rounds down to a multiple of 8.
-    """
-    one = keras.tree.map_structure(lambda tensor: tensor[:1], x)
-    with tf.GradientTape() as tape, keras.StatelessScope():
-        with recording(entries, tape, batch_statistics=False) as trace:
-            model(one, training=False)
-    per_sample = sum(
-        int(np.prod(record.output.shape[1:])) for record in trace.records.values() if record.output is not None
-    )
-    fits = budget // max(per_sample, 1)
-    return int(min(largest, max(smallest, fits // 8 * 8)))
-
-
-def _fill_graph(layout: ProbeLayout, entries: list[LayerEntry], trace: Trace, y_pred: Any) -> None:
-    """Copy what the trace saw into the layout (plain Python values, kept after tracing)."""
-    records = trace.records
-    layout.reached[:] = [e.path for e in entries if e.measured and records[e.path].output is not None]
-    layout.not_measured.clear()
-    for entry in entries:
-        if entry.measured and records[entry.path].output is None:
-            layout.not_measured[entry.path] = _not_measured_reason(records[entry.path])
-        elif not entry.measured:
-            layout.not_measured[entry.path] = entry.reason
-    layout.inputs.clear()
-    layout.inputs.update(trace.inputs)
-    layout.order[:] = list(trace.order)
-    heads = [(trace.producers(tensor), tensor) for tensor in keras.tree.flatten(y_pred)]
-    layout.outputs[:] = [producers[0] if producers else "" for producers, _ in heads]
-    layout.output_units[:] = [
-        int(tensor.shape[-1]) if tensor.shape.rank and tensor.shape[-1] is not None else None for _, tensor in heads
-    ]
-
-
-def write_probe(
-    writer: Any,
-    layout: ProbeLayout,
-    result: dict[str, Any],
-    step: int,
-    extra: list[tuple] = (),
-    *,
-    baseline: bool = False,
-) -> None:
-    """Write one probe's values as a single event, in TensorBoard's own formats.
-
-    Histograms carry the ``histograms`` plugin metadata (``[buckets, 3]`` float64
-    tensors, as ``tf.summary.histogram`` writes), scalars the ``scalars`` plugin
-    (float32 scalar tensors, as ``tf.summary.scalar``), and per-unit records our
-    plugin. ``extra`` values ``(tag, metadata, array)`` go into the same event.
-    At the ``baseline`` (before any update) no update ratio is written.
-    ``writer`` is an :class:`keras_relu_doctor.events.writer.EventWriter`.
-    """
-    from keras_relu_doctor.events.writer import summary_metadata
-
-    scalar_meta = summary_metadata(tags.SCALARS_PLUGIN)
-    histogram_meta = summary_metadata(tags.HISTOGRAMS_PLUGIN)
-    values = [
-        (tag, scalar_meta, np.asarray(value, np.float32))
-        for tag, value in zip(layout.scalar_tags, result["scalars"])
-        if not (baseline and tag.endswith("/" + tags.UPDATE_RATIO))
-    ]
-    values += [(tag, histogram_meta, buckets) for tag, buckets in zip(layout.histogram_tags, result["histograms"])]
-    values += [
-        (tag, summary_metadata(tags.PLUGIN_NAME, layout.metadata[path].to_bytes()), np.asarray(record, np.float32))
-        for (tag, path), record in zip(layout.unit_tags, result["units"])
-    ]
-    writer.summaries(step, [*values, *extra])
-
-
 def snapshot_weights(entries: list[LayerEntry]) -> dict[str, list[tf.Variable]]:
     """Our own copies of each layer's trainable weights, for ``update_ratio``.
 
@@ -845,3 +718,29 @@ def to_numpy(result: dict[str, Any]) -> dict[str, Any]:
         key: tuple(np.asarray(item) for item in value) if isinstance(value, tuple) else np.asarray(value)
         for key, value in result.items()
     }
+
+
+class TensorFlowProbe(ProbeBase):
+    """The probe on the TensorFlow backend: one ``tf.function``, run without grappler.
+
+    Example (inside the callback)::
+
+        probe = TensorFlowProbe(model, entries, loss_fn, settings)
+        probe.build(x, y, None)
+        write_probe(event_writer, probe.layout, probe(x, y, None), step)
+    """
+
+    def __init__(self, model: keras.Model, entries: list[LayerEntry], loss_fn: Any, settings: ProbeSettings) -> None:
+        super().__init__(model, entries, loss_fn, settings)
+        self.function, self.layout = build_probe_function(model, entries, loss_fn, settings, snapshot_weights(entries))
+
+    def build(self, x: Any, y: Any, sample_weight: Any) -> None:
+        """Trace now: it costs the same as at the first log, and fills ``layout``."""
+        with default_replica_context():
+            self.function.get_concrete_function(x, y, sample_weight)
+
+    def __call__(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any]:
+        # Without grappler, which costs the probe's graph more than it saves (a
+        # TensorFlow function is rewritten for the options of each call).
+        with without_graph_rewrites(), default_replica_context():
+            return to_numpy(self.function(x, y, sample_weight))
