@@ -87,6 +87,7 @@ def report(
     """
     from keras_relu_doctor.errors import BadOption, ReluDoctorError
 
+    _quiet_storage_logs()
     try:
         kinds = _fail_on_kinds(fail_on)
         _share(dead_threshold)
@@ -101,6 +102,14 @@ def report(
     if kinds & found:
         click.echo(f"relu-doctor report: found {', '.join(sorted(kinds & found))}", err=True)
         sys.exit(EXIT_PROBLEMS)
+
+
+def _quiet_storage_logs() -> None:
+    """Object-storage libraries log their retries with tracebacks; the report says what failed in one line."""
+    import logging
+
+    for name in ("fsspec", "s3fs", "gcsfs", "adlfs", "aiobotocore", "botocore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _watch(logdir: str, dead_threshold: float, run_glob: str | None, interval: float, kinds: frozenset[str]) -> int:

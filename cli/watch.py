@@ -2,10 +2,12 @@
 
 Every ``--interval`` seconds the logdir is polled (only new bytes are read,
 see :mod:`keras_relu_doctor.events.live`), the runs that changed are diagnosed
-again, and one line is printed per finding that appears, changes severity or
-clears. On a terminal a status table of every run is redrawn below those
-lines. Ctrl-C ends it cleanly; with ``--fail-on`` it also ends, exit code 1,
-as soon as a finding of those kinds appears.
+again, and one line is printed per run that appears and per finding that
+appears, changes severity or clears. On a terminal a status table of every
+run is redrawn below those lines. Ctrl-C ends it cleanly; with ``--fail-on``
+it also ends, exit code 1, at the end of the poll where a problem of those
+kinds appears. A store that cannot be reached at the start is an error (exit
+code 2); later, a failed poll is said once and tried again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from keras_relu_doctor.diagnose.findings import Finding
 
 EXIT_FOUND = 1
 SHOWN_FINDINGS = 2  # findings named per run in the status table
+NAMED_RUNS = 5  # runs with problems named on the last line
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,8 @@ def _key(finding: Finding) -> tuple[str, str]:
 def changes(run: str, before: tuple[Finding, ...], after: tuple[Finding, ...], step: int | None) -> list[Change]:
     """What differs between two diagnoses of one run.
 
-    A finding changes when its severity does, or, for a warning or an error,
-    its summary (a dead share that grows); an info finding's numbers may drift
-    without a line each time.
+    A finding changes when its severity does; its numbers (a dead share, the
+    best loss) drift at every step without a line each time.
 
     >>> dead = Finding("dying_relu", "dense", "warning", 3, summary="60% of units dead")
     >>> [change.mark for change in changes("train", (), (dead,), 3)]
@@ -62,7 +64,7 @@ def changes(run: str, before: tuple[Finding, ...], after: tuple[Finding, ...], s
         previous = old.get(key)
         if previous is None:
             found.append(Change("+", run, finding, step))
-        elif previous.severity != finding.severity or (finding.problem and previous.summary != finding.summary):
+        elif previous.severity != finding.severity:
             found.append(Change("~", run, finding, step))
     found.extend(Change("-", run, finding, step) for key, finding in old.items() if key not in new)
     return found
@@ -95,32 +97,55 @@ def watch(
     from keras_relu_doctor.events.live import LiveLogdir
     from keras_relu_doctor.report import report_run
 
+    from keras_relu_doctor.errors import BadOption, one_line
+
     live = LiveLogdir(logdir, run_glob)
+    try:
+        live.check()
+    except Exception as error:  # noqa: BLE001 -- the store's own words: no bucket, no credentials, no network
+        raise BadOption(f"cannot watch {logdir!r}: {one_line(error)}") from None
     reports: dict[str, Any] = {}
+    announced: set[str] = set()  # runs said once they have layer data
     _stop_on_sigterm()
     out = _Output(stream, live_view, width)
     out.say(f"watching {logdir} every {interval:g} s (Ctrl-C to stop)")
-    done = 0
+    done, failing = 0, ""
     try:
         with out:
             while polls is None or done < polls:
-                for path in live.poll():
-                    report = report_run(live.run(path), thresholds)
+                try:
+                    changed = live.poll()
+                except Exception as error:  # noqa: BLE001 -- a lost connection: say it once, try again
+                    changed, reason = [], one_line(error)
+                    if reason != failing:
+                        out.say(f"{time.strftime('%H:%M:%S')} cannot read {logdir} ({reason}); trying again every {interval:g} s")
+                    failing = reason
+                else:
+                    failing = ""
+                found = []
+                for path in changed:
+                    report = report_run(live.run(path), thresholds, heatmaps=False)
+                    if path not in announced and report.verdict != "no_data":
+                        announced.add(path)
+                        out.say(f"{time.strftime('%H:%M:%S')} {path} (step {_last_step(report)}) new run: {report.verdict}")
                     before = reports[path].findings if path in reports else ()
                     reports[path] = report
                     for change in changes(path, before, report.findings, _last_step(report)):
                         out.say(change.line())
-                        if change.mark != "-" and change.finding.kind in fail_kinds:
-                            out.say(f"stopped: found {change.finding.kind} (--fail-on)")
-                            return EXIT_FOUND
+                        if change.mark != "-" and change.finding.problem and change.finding.kind in fail_kinds:
+                            found.append(change.finding.kind)
                 out.status(logdir, reports)
+                if found:
+                    out.say(f"stopped: found {', '.join(dict.fromkeys(found))} (--fail-on)")
+                    return EXIT_FOUND
                 done += 1
                 if polls is None or done < polls:
                     sleep(interval)
     except KeyboardInterrupt:
         pass
-    problems = sum(1 for report in reports.values() if report.problems)
-    out.say(f"stopped watching {logdir}: {len(reports)} run(s), {problems} with problems")
+    problems = sorted(path for path, report in reports.items() if report.problems)
+    named = f": {', '.join(problems[:NAMED_RUNS])}{' ...' if len(problems) > NAMED_RUNS else ''}" if problems else ""
+    out.say(f"stopped watching {logdir}: {len(reports)} run(s), {len(problems)} with problems{named}")
     return 0
 
 
@@ -148,7 +173,7 @@ class _Output:
         if live_view:
             from rich.live import Live
 
-            self.live = Live(console=self.console, auto_refresh=False, transient=True)
+            self.live = Live(console=self.console, auto_refresh=False)  # the last table stays on screen
 
     def __enter__(self) -> _Output:
         if self.live is not None:

@@ -13,6 +13,16 @@ logdir 'runs/x' does not exist: pass the folder given to ReluDoctor(log_dir=...)
 from __future__ import annotations
 
 
+def one_line(error: BaseException) -> str:
+    """An exception in one line, as another library raised it: its class and its message.
+
+    >>> one_line(FileNotFoundError("The specified bucket\n does not exist"))
+    'FileNotFoundError: The specified bucket does not exist'
+    """
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 class ReluDoctorError(Exception):
     """Base class: a problem with the user's input, with a message that says what to do."""
 

@@ -68,8 +68,15 @@ class LiveLogdir:
         self.run_glob = run_glob
         self._runs: dict[str, _LiveRun] = {}
 
+    def check(self) -> None:
+        """Raise the storage's own error when the logdir's store cannot be reached (a wrong bucket,
+        no credentials); a logdir that does not exist yet is fine."""
+        self.storage.check_reachable(self.root)
+        self.storage.isdir(self.root)
+
     def poll(self) -> list[str]:
         """Read what was written since the last poll; return the runs that changed, by path."""
+        self.storage.refresh(self.root)
         if not self.storage.isdir(self.root):
             return []
         found, _ = _walk(self.storage, self.root)

@@ -19,7 +19,7 @@ import re
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterator
 
-from keras_relu_doctor.errors import BadOption, LogdirNotFound, NoEventFiles, UnreadableEventFile
+from keras_relu_doctor.errors import BadOption, LogdirNotFound, NoEventFiles, UnreadableEventFile, one_line
 from keras_relu_doctor.events.run import read_run
 from keras_relu_doctor.events.series import Logdir, Run
 from keras_relu_doctor.events.storage import Storage, storage_for
@@ -51,7 +51,7 @@ def _find(storage: Storage, root: str, shown: str) -> tuple[list[tuple[str, list
     try:
         exists, isdir = storage.exists(root), storage.isdir(root)
     except Exception as error:  # noqa: BLE001 -- a remote store's credentials or network, in its own words
-        raise LogdirNotFound(f"cannot list logdir {shown!r}: {_reason(error)}") from None
+        raise LogdirNotFound(f"cannot list logdir {shown!r}: {one_line(error)}") from None
     if not exists and not isdir:
         raise LogdirNotFound(f"logdir {shown!r} does not exist: pass the log_dir given to ReluDoctor or TensorBoard")
     if not isdir:
@@ -64,12 +64,6 @@ def _find(storage: Storage, root: str, shown: str) -> tuple[list[tuple[str, list
             " or pass the folder it wrote to"
         )
     return runs, unreadable
-
-
-def _reason(error: BaseException) -> str:
-    """An exception in one line: its message, or its class name when it has none."""
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _walk(storage: Storage, root: str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, str]]]:

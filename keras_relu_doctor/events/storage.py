@@ -74,6 +74,12 @@ class LocalStorage:
     def relpath(self, path: str, root: str) -> str:
         return os.path.relpath(path, root).replace(os.sep, "/")
 
+    def refresh(self, path: str) -> None:
+        """Nothing is cached locally."""
+
+    def check_reachable(self, path: str) -> None:
+        """A local folder that does not exist yet may be created by the training."""
+
 
 class FsspecStorage:
     """Any fsspec file system (S3, GCS, Azure, HTTP, memory, ...), by URL.
@@ -122,7 +128,21 @@ class FsspecStorage:
         return self.fs.open(path, "rb", cache_type="none")
 
     def join(self, *parts: str) -> str:
-        return "/".join(part.strip("/") if index else part.rstrip("/") for index, part in enumerate(parts) if part)
+        # "." (a logdir that is itself the run) names no key in an object store.
+        kept = [part for part in parts if part and part != "."]
+        return "/".join(part.strip("/") if index else part.rstrip("/") for index, part in enumerate(kept))
+
+    def refresh(self, path: str) -> None:
+        """Forget cached listings: a live logdir changes between polls (s3fs forgets a path's
+        parents' listings for ``invalidate_cache(path)``, not its children's, so all go)."""
+        self.fs.invalidate_cache()
+        self._sizes.clear()
+
+    def check_reachable(self, path: str) -> None:
+        """Raise (the store's own error) when ``path``'s bucket cannot be listed; a missing prefix is fine."""
+        bucket = path.strip("/").split("/")[0]
+        if bucket and not self.fs.exists(bucket):
+            raise FileNotFoundError(f"bucket or container {bucket!r} does not exist")
 
     def relpath(self, path: str, root: str) -> str:
         path, root = path.rstrip("/"), root.rstrip("/")

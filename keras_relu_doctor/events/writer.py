@@ -26,6 +26,7 @@ from typing import Iterable
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
+from keras_relu_doctor.errors import LogdirNotFound, one_line
 from keras_relu_doctor.events.framing import frame
 from keras_relu_doctor.events.storage import is_url, storage_for
 from keras_relu_doctor.tags import (
@@ -126,7 +127,15 @@ class EventWriter:
         self._file = open(local, "wb")
         self._tags_seen: set[str] = set()
         self.write_event(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-        self.flush()
+        try:
+            self.flush()  # on object storage, the first upload says at once whether the URL takes writes
+        except Exception as error:  # noqa: BLE001 -- the store's own words: no bucket, no credentials
+            self._file.close()
+            if self._remote is not None:
+                shutil.rmtree(self._staging, ignore_errors=True)
+            raise LogdirNotFound(
+                f"cannot write events to {self.path!r} ({one_line(error)}): check the URL, the bucket and the credentials"
+            ) from None
 
     def write_event(self, event: event_pb2.Event) -> None:
         self._file.write(frame(event.SerializeToString()))

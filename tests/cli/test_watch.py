@@ -95,15 +95,28 @@ def test_a_replaced_file_is_read_again_from_the_start(tmp_path):
 
 
 def test_a_live_logdir_in_s3_is_followed(s3, tmp_path):
+    """Uploads by another client (a training elsewhere) show at the next poll: no stale listing is trusted."""
     live = LiveLogdir("s3://logs/live_run")
-    writer = EventWriter("s3://logs/live_run/train")
+    writer = EventWriter(tmp_path / "train")
+    remote = f"logs/live_run/train/{os.path.basename(writer.path)}"
     for step in range(3):
         writer.scalar("loss", 1.0 / (step + 1), step)
-        writer.flush()  # uploads the whole file, as the callback does at each epoch end
-        s3.invalidate_cache()
+        writer.flush()
+        s3.put_file(writer.path, remote)  # the fixture's own client, as another process would upload
         assert live.poll() == ["train"]
         assert live.run("train").scalars["loss"].steps.tolist() == list(range(step + 1))
     writer.close()
+    s3.put_file(writer.path, "logs/live_run/other/train/" + os.path.basename(writer.path))
+    assert live.poll() == ["other/train"]  # a run that appears later is found too
+
+
+def test_watch_on_an_unreachable_store_is_one_line(s3):
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_relu_doctor.cli.main", "report", "s3://no-such-bucket/logs", "--watch"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot watch 's3://no-such-bucket/logs'" in done.stderr and "no-such-bucket" in done.stderr
 
 
 def _watcher(logdir, *options: str) -> subprocess.Popen:
@@ -138,7 +151,8 @@ def test_watch_prints_findings_as_a_training_writes_them_and_stops_cleanly(tmp_p
     # Each finding is said once when it appears, then again only when it changes.
     assert len(appeared) == len({line.split(" + ")[1].split(" [")[0] for line in appeared}), out
     assert any(" ~ exploding_gradients [error]" in line for line in lines), out
-    assert lines[-1] == f"stopped watching {tmp_path / 'logs'}: 1 run(s), 1 with problems"
+    assert sum(" train (step " in line and " new run: " in line for line in lines) == 1, out
+    assert lines[-1] == f"stopped watching {tmp_path / 'logs'}: 1 run(s), 1 with problems: train"
     assert "Traceback" not in err
 
 

@@ -80,6 +80,24 @@ def _histograms():
     return summary_metadata(HISTOGRAMS_PLUGIN)
 
 
+def test_a_run_folder_as_the_logdir_reads_as_locally(s3, tmp_path):
+    _histogram_file(tmp_path / "logs" / "train", 20)
+    s3.put(str(tmp_path / "logs"), "logs/run_folder", recursive=True)
+    _same_report(str(tmp_path / "logs" / "train"), "s3://logs/run_folder/train")
+
+
+def test_the_callback_writer_says_in_one_line_when_a_url_takes_no_writes(s3):
+    import glob
+    import tempfile
+
+    from keras_relu_doctor.errors import LogdirNotFound
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "relu_doctor_events_*")))
+    with pytest.raises(LogdirNotFound, match=r"cannot write events to 's3://no-such-bucket/run/train/events.*bucket"):
+        EventWriter("s3://no-such-bucket/run/train")
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "relu_doctor_events_*"))) == before  # no staging left
+
+
 def test_bad_urls_are_one_line_errors(s3):
     s3.pipe("logs/afile/events.out.tfevents.1.host", b"")
     cases = {
