@@ -43,13 +43,23 @@ PRIME_BYTES = 1 << 20  # the start of a run read first, to file its tags as a wh
 
 
 def workers(jobs: int | None = None) -> int:
-    """Worker processes to use: ``jobs``, or every core this process may run on."""
+    """Worker processes to use: ``jobs``, or the cores this process may run on that other work leaves idle.
+
+    Idle cores are the cores less the 1-minute load average beyond this
+    process's own: on a machine whose cores are busy, more workers would only
+    queue behind the other work and pay their start-up for nothing.
+    """
     if jobs is not None:
         return max(1, int(jobs))
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        busy = max(0.0, os.getloadavg()[0] - 1.0)
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cores, cores - int(busy)))
 
 
 @contextmanager
@@ -94,8 +104,8 @@ def read_runs(
     """
     sizes = [_run_size(storage, storage.join(root, path), files) for path, files in runs] if storage is LOCAL else []
     worth_it = sum(sizes) >= PARALLEL_MIN or len(sizes) >= PARALLEL_RUNS
-    with pool(jobs if worth_it else 1) as workers_pool:
-        count = workers(jobs)
+    count = workers(jobs) if worth_it else 1
+    with pool(count) as workers_pool:
         if workers_pool is not None and (len(runs) >= 2 * count or max(sizes, default=0) < SPLIT_MIN):
             tasks = [(storage, storage.join(root, path), files, path, apply) for path, files in runs]
             chunk = max(1, min(16, len(tasks) // (4 * count)))
