@@ -52,7 +52,7 @@ def _fail_on_kinds(value: str | None) -> frozenset[str]:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=str),
               help="Write the report to FILE instead of stdout.")
 @click.option("--dead-threshold", type=float, default=0.5, show_default=True,
-              help="Share of dead units that flags a layer (0 < X <= 1).")
+              help="A layer with more than this share of its units dead is a problem (0 < X <= 1).")
 @click.option("--fail-on", metavar="KINDS",
               help="Comma-separated problem kinds (or 'any') that make the exit code 1, for CI.")
 @click.option("--run", "run_glob", metavar="GLOB", help="Only runs whose path matches GLOB, e.g. '*/train'.")
