@@ -1,7 +1,7 @@
 """``relu-doctor replay``: the article's experiment as a seeded grid, judged claim by claim.
 
 Imports nothing heavy at module level: ``relu-doctor --help`` stays instant, and
-TensorFlow is imported only by the processes that train.
+Keras and its backend are imported only by the processes that train.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def print_tables(console: Console, summary: Any, logdir: str) -> None:
     show_default=True,
     help="dying only. linear: a fixed learnable function of x; random-labels: 0/1 labels independent of x.",
 )
+@click.option("--backend", metavar="[tensorflow|jax|torch]", default=None,
+              help="Keras backend the runs train on (default: KERAS_BACKEND, else tensorflow).")
 @click.option("--jobs", type=int, default=None, help="Parallel training processes (default: the number of cores).")
 @click.option("--list", "list_only", is_flag=True, help="Print the setting names of the grid and exit.")
 def replay(
@@ -75,6 +77,7 @@ def replay(
     epochs: int | None,
     samples: int | None,
     target: str,
+    backend: str | None,
     jobs: int | None,
     list_only: bool,
 ) -> None:
@@ -86,7 +89,10 @@ def replay(
     into LOGDIR/<run>/ (model.keras, run.json, events); the comparison and
     claims tables are printed and written to LOGDIR/summary.md and summary.json.
 
-    Example: relu-doctor replay logs/replay --preset quick --jobs 2
+    --backend picks Keras' backend (each worker sets KERAS_BACKEND before
+    importing Keras); a LOGDIR holds the runs of one backend.
+
+    Example: relu-doctor replay logs/replay --preset quick --jobs 2 --backend jax
     """
     from rich.console import Console
 
@@ -106,12 +112,13 @@ def replay(
             return
         if logdir is None:
             raise click.UsageError("missing LOGDIR: the folder the runs are written to")
-        options = ReplayOptions(preset, only, seeds, epochs, samples, target, experiment)
+        options = ReplayOptions(preset, only, seeds, epochs, samples, target, experiment, backend)
         summary = _replay_with_progress(errors, logdir, options, jobs)
     except ReluDoctorError as error:
         click.echo(f"relu-doctor replay: {error}", err=True)
         sys.exit(getattr(error, "exit_code", EXIT_BAD_INPUT))
     print_tables(console, summary, logdir)
+    console.print(f"Trained on Keras backend {summary.options.get('backend', 'tensorflow')}.", highlight=False)
     console.print(f"Tables written to {logdir}/summary.md and summary.json.", highlight=False)
     console.print(f"Browse the runs: tensorboard --logdir {logdir}", highlight=False)
 

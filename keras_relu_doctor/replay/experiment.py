@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
+from keras_relu_doctor.replay.backends import resolve_backend
 from keras_relu_doctor.replay.grid import ReplayOptions, RunSpec
 from keras_relu_doctor.replay.results import RunResult
 from keras_relu_doctor.replay.runner import run_grid
@@ -38,14 +39,17 @@ def run_replay(
 
     ``jobs`` worker processes (default: one per core). ``on_start(grid)`` (once the
     logdir is checked) and ``on_done(result, reused)`` let a caller show progress.
+    The runs train on ``options.backend`` (None: ``KERAS_BACKEND``, else tensorflow).
     """
+    backend = resolve_backend(options.backend)
+    options = replace(options, backend=backend)
     grid = options.grid()
     experiment = experiment_named(options.experiment)
     recorded = {**asdict(options), "runs": len(grid)}
     if "target" not in experiment.options:
         recorded.pop("target")
-    results = run_grid(grid, logdir, jobs=jobs, options=recorded, experiment=experiment, on_start=on_start,
-                       on_done=on_done)  # fmt: skip
+    results = run_grid(grid, logdir, jobs=jobs, options=recorded, experiment=experiment, backend=backend,
+                       on_start=on_start, on_done=on_done)  # fmt: skip
     attached = experiment.attach_report(results, Path(logdir))
     for before, result in zip(results, attached):  # each run's result.json gets the report's reading too
         if result != before:  # a reused run already has it: its file is left as it was

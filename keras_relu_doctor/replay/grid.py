@@ -203,6 +203,7 @@ class ReplayOptions:
     samples: int | None = None
     target: str = "linear"
     experiment: str = "dying"
+    backend: str | None = None  # Keras' backend; None: KERAS_BACKEND, else tensorflow
 
     def grid(self) -> tuple[Any, ...]:
         """The runs of this replay's experiment (``RunSpec`` for ``dying``)."""

@@ -7,7 +7,7 @@ labels). With the article's head the output unit uses the activation too and
 counts as one of the ``depth`` layers (``dense_1`` ... ``dense_<depth-1>``, then
 ``output``), and it is measured with them. Biases start at zero, as in the article.
 
-Example (needs TensorFlow):
+Example (needs a Keras backend):
 
 ```python
 model = build_model(RunSpec(activation="relu", initializer="negative", depth=3, seed=0))
@@ -115,12 +115,14 @@ def dead_fractions(
     Measured directly on the model (inference mode), independent of the callback.
     Pass ``probe_model=hidden_outputs(model)`` to measure the same model repeatedly.
     """
+    import keras
+
     names, outputs_model = probe_model or hidden_outputs(model, head)
     outputs = outputs_model(x_probe, training=False)
     if len(names) == 1:  # a functional model with one output returns it bare, not in a list
         outputs = [outputs]
     fractions = {}
     for name, values in zip(names, outputs):
-        max_abs = np.max(np.abs(np.asarray(values)), axis=0)
+        max_abs = np.max(np.abs(keras.ops.convert_to_numpy(values)), axis=0)
         fractions[name] = float(np.mean(max_abs <= tolerance))
     return fractions

@@ -1,11 +1,14 @@
 """Run the grid: check the logdir, train the runs in worker processes, show progress.
 
-No TensorFlow in this process unless ``jobs == 1`` (then runs train in-process).
+No Keras in this process unless ``jobs == 1`` (then runs train in-process, when
+this process's Keras, if already imported, runs on the replay's backend).
 Workers are started with ``spawn`` (TensorFlow is not fork-safe once imported),
-each pinned to one TensorFlow thread by :func:`~keras_relu_doctor.replay.train.configure_worker`.
+each set to the replay's Keras backend and one thread by
+:func:`~keras_relu_doctor.replay.backends.configure_worker`.
 
 Runs that already finished in the logdir with the same settings are reused, so
-the same command run twice trains once and prints the same tables; a run cut
+the same command run twice trains once and prints the same tables; a logdir holds
+the runs of one backend only (another backend is refused: its numbers differ); a run cut
 short (Ctrl-C, a killed process) is trained again. A lock file keeps a second
 replay out of a logdir while one writes to it. Ctrl-C stops the workers at
 once; workers whose parent dies stop within a second.
@@ -35,10 +38,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from keras_relu_doctor.errors import BadOption, Interrupted
+from keras_relu_doctor.replay.backends import DEFAULT_BACKEND, configure_worker, keras_backend_in_process
 from keras_relu_doctor.replay.experiments import DEFAULT_EXPERIMENT, EXPERIMENTS, Experiment
 from keras_relu_doctor.replay.grid import HEAD_LINEAR, RunSpec
 from keras_relu_doctor.replay.results import RunResult
-from keras_relu_doctor.replay.train import RUN_FILE, configure_worker, load_result
+from keras_relu_doctor.replay.train import RUN_FILE, load_result
 
 # Written at the top of a replay's logdir: marks it as ours, so a second replay may reuse it.
 MARKER_FILE = "replay.json"
@@ -73,6 +77,13 @@ def prepare_logdir(
             f"LOGDIR {str(logdir)!r} holds the {marked.get('experiment', DYING.name)!r} replay, not"
             f" {experiment.name!r}: pass another LOGDIR"
         )
+    backend = str(options.get("backend", DEFAULT_BACKEND))
+    # Replays written before the backend was an option ran on TensorFlow.
+    if marked is not None and marked.get("backend", DEFAULT_BACKEND) != backend:
+        raise BadOption(
+            f"LOGDIR {str(logdir)!r} holds runs trained on {marked.get('backend', DEFAULT_BACKEND)}, not {backend}:"
+            f" pass another LOGDIR (or --backend {marked.get('backend', DEFAULT_BACKEND)} to resume it)"
+        )
     finished: dict[str, RunResult] = {}
     for spec in grid:
         run_dir = logdir / spec.name
@@ -81,7 +92,7 @@ def prepare_logdir(
         saved = _read_json(run_dir / RUN_FILE)
         if saved is not None and isinstance(spec, RunSpec):
             saved.setdefault("head", HEAD_LINEAR)  # runs written before the head was a setting
-        if saved is not None and {key: value for key, value in saved.items() if key != "schema"} != asdict(spec):
+        if saved is not None and {key: value for key, value in saved.items() if key not in ("schema", "backend")} != asdict(spec):
             raise BadOption(
                 f"run {spec.name!r} in {str(logdir)!r} was trained with other settings: "
                 "pass a new LOGDIR (or the options used then)"
@@ -162,12 +173,12 @@ def _train_in_worker(spec: RunSpec, logdir: str, experiment: str = DYING.name) -
     return EXPERIMENTS[experiment].train(spec, logdir)
 
 
-def _init_worker() -> None:
+def _init_worker(backend: str = DEFAULT_BACKEND) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers, which stay quiet.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    configure_worker()
+    configure_worker(backend)
 
 
 def _watch_parent(parent: int) -> None:
@@ -185,10 +196,11 @@ def run_grid(
     jobs: int | None = None,
     options: dict[str, object] | None = None,
     experiment: Experiment = DYING,
+    backend: str = DEFAULT_BACKEND,
     on_start: Callable[[Sequence[RunSpec]], None] | None = None,
     on_done: Callable[[RunResult, bool], None] | None = None,
 ) -> tuple[RunResult, ...]:
-    """Train every run of ``grid`` not already finished in ``logdir``; results in grid order.
+    """Train every run of ``grid`` not already finished in ``logdir`` on Keras' ``backend``; results in grid order.
 
     ``on_start(grid)`` is called once the logdir is checked, ``on_done(result, reused)``
     once per run as it finishes (the CLI's progress bar).
@@ -199,7 +211,8 @@ def run_grid(
     logdir = Path(logdir)
     check_logdir(logdir)  # before the lock file is created in it
     with locked(logdir):
-        finished = prepare_logdir(logdir, grid, {**(options or {}), "experiment": experiment.name}, experiment)
+        recorded = {**(options or {}), "experiment": experiment.name, "backend": backend}
+        finished = prepare_logdir(logdir, grid, recorded, experiment)
         if on_start:
             on_start(grid)
         for result in finished.values():
@@ -207,7 +220,7 @@ def run_grid(
                 on_done(result, True)
         todo = [spec for spec in grid if spec.name not in finished]
         try:
-            _train(todo, logdir, jobs, finished, on_done, experiment.name)
+            _train(todo, logdir, jobs, finished, on_done, experiment.name, backend)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted: {len(finished)} of {len(grid)} runs are finished and kept in {str(logdir)!r};"
@@ -228,10 +241,15 @@ def _train(
     finished: dict[str, RunResult],
     on_done: Callable[[RunResult, bool], None] | None,
     experiment: str = DYING.name,
+    backend: str = DEFAULT_BACKEND,
 ) -> None:
-    """Train ``todo`` into ``logdir``, adding each result to ``finished`` as it comes."""
-    if todo and jobs == 1:
-        configure_worker()
+    """Train ``todo`` into ``logdir``, adding each result to ``finished`` as it comes.
+
+    With ``jobs == 1`` in this process, unless its Keras already runs on another
+    backend (Keras' backend is fixed at import): then in one worker process.
+    """
+    if todo and jobs == 1 and keras_backend_in_process() in (None, backend):
+        configure_worker(backend)
         for spec in todo:
             finished[spec.name] = _train_in_worker(spec, str(logdir), experiment)
             if on_done:
@@ -240,7 +258,8 @@ def _train(
     if not todo:
         return
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_init_worker,
+                               initargs=(backend,))  # fmt: skip
     try:
         pending: set[Future[RunResult]] = {pool.submit(_train_in_worker, spec, str(logdir), experiment) for spec in todo}
         while pending:

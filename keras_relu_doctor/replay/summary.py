@@ -229,8 +229,16 @@ class TablesSummary:
             "runs": runs,
         }
 
+    def backend_line(self) -> str:
+        """The line that opens ``summary.md``: which Keras backend trained the runs (TensorFlow before it was an option).
+
+        >>> ReplaySummary({"backend": "jax"}, (), (), ()).backend_line()
+        'Trained on Keras backend `jax`.'
+        """
+        return f"Trained on Keras backend `{self.options.get('backend', 'tensorflow')}`."
+
     def to_markdown(self) -> str:
-        return "\n".join(f"## {table.title}\n\n{markdown_table(table.columns, table.rows)}\n" for table in self.tables())
+        return f"{self.backend_line()}\n\n" + "\n".join(f"## {table.title}\n\n{markdown_table(table.columns, table.rows)}\n" for table in self.tables())
 
 
 @dataclass(frozen=True)
@@ -249,6 +257,8 @@ class ReplaySummary(TablesSummary):
     def to_markdown(self) -> str:
         return "\n".join(
             [
+                self.backend_line(),
+                "",
                 "## Settings",
                 "",
                 markdown_table(SETTING_COLUMNS, [setting_cells(row) for row in self.settings]),

@@ -1,11 +1,11 @@
-"""Train one run of the grid: the only part of the replay that runs TensorFlow.
+"""Train one run of the grid: the only part of the replay that runs Keras.
 
 ``train_run`` is what each worker process calls: it seeds everything with the
 run's seed, trains with ``ReluDoctor`` and Keras' ``TensorBoard`` callback into
 ``<logdir>/<run>/``, saves ``model.keras``, ``run.json`` (the spec) and
 ``result.json`` (what was measured), and returns a :class:`RunResult`.
 
-Example (needs TensorFlow):
+Example (needs a Keras backend):
 
 ```python
 result = train_run(RunSpec(activation="relu", initializer="random_uniform", depth=1, seed=0), "logs")
@@ -31,54 +31,14 @@ RESULT_FILE = "result.json"
 MODEL_FILE = "model.keras"
 
 
-def configure_worker() -> None:
-    """Once per process, before any TensorFlow op: one thread each, quiet logs.
-
-    With ``--jobs N`` on N cores, N single-threaded workers fill the machine
-    without oversubscribing it, and single-threaded CPU kernels are repeatable.
-    """
-    # 3: TensorFlow's C++ errors too (version notes about graph attributes); Python errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    tf = _import_tensorflow_quietly()
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already ran in this process (in-process runs)
-        pass
-
-
-def _import_tensorflow_quietly() -> Any:
-    """``import tensorflow`` with its start-up lines kept off stderr.
-
-    TensorFlow's C++ side logs notices (oneDNN, CPU features) through absl
-    before ``TF_CPP_MIN_LOG_LEVEL`` is read, so every worker would print them.
-    File descriptor 2 points at /dev/null during the import only; an import
-    error is raised after it is restored, so it is still shown.
-    """
-    import sys
-
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        import tensorflow as tf
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    return tf
-
-
 def start_run(spec: Any, logdir: str | os.PathLike[str]) -> Path:
-    """Make the run's folder with its ``run.json``, and a fresh Keras session seeded with the run's seed."""
+    """Make the run's folder with its ``run.json`` (the spec and the Keras backend), and a fresh Keras session seeded with the run's seed."""
     import keras
 
     run_dir = Path(logdir) / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_FILE).write_text(json.dumps({"schema": SCHEMA_VERSION, **asdict(spec)}, indent=2) + "\n")
+    recorded = {"schema": SCHEMA_VERSION, "backend": keras.config.backend(), **asdict(spec)}
+    (run_dir / RUN_FILE).write_text(json.dumps(recorded, indent=2) + "\n")
     keras.backend.clear_session()
     keras.utils.set_random_seed(spec.seed)
     return run_dir

@@ -10,7 +10,7 @@ its output (``block<i>_add``), as the article's ResBlock does. Then Flatten and
 settings (the article's ``nn.init.uniform_(weight, -0.5, 0.5)``). Trained with
 Adam; the clipping settings pass ``clipnorm`` to it.
 
-Example (needs TensorFlow):
+Example (needs a Keras backend):
 
 ```python
 model = build_stack_model(StackSpec("sigmoid", 8))

@@ -1,6 +1,6 @@
-"""Train one deep-stack run (the only part of this experiment that runs TensorFlow).
+"""Train one deep-stack run (the only part of this experiment that runs Keras).
 
-Example (needs TensorFlow):
+Example (needs a Keras backend):
 
 ```python
 result = train_stack_run(StackSpec("sigmoid", 8), "logs/deep-stack")

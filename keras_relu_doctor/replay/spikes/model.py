@@ -7,7 +7,7 @@ activation is fused into ``conv1``, ``conv2`` and ``dense``; with PReLU it is a
 layer after each (``conv1_act``...). Adam, at a constant rate or with linear
 warmup (``CosineDecay`` with ``warmup_steps`` and no decay after it).
 
-Example (needs TensorFlow):
+Example (needs a Keras backend):
 
 ```python
 model = build_spike_model(SpikeSpec(pool="avg"))

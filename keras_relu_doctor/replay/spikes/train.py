@@ -1,6 +1,6 @@
-"""Train one loss-spikes run (the only part of this experiment that runs TensorFlow).
+"""Train one loss-spikes run (the only part of this experiment that runs Keras).
 
-Example (needs TensorFlow):
+Example (needs a Keras backend):
 
 ```python
 result = train_spike_run(SpikeSpec(pool="max"), "logs/spikes")
