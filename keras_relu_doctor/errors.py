@@ -16,7 +16,7 @@ from __future__ import annotations
 def one_line(error: BaseException) -> str:
     """An exception in one line, as another library raised it: its class and its message.
 
-    >>> one_line(FileNotFoundError("The specified bucket\n does not exist"))
+    >>> one_line(FileNotFoundError("The specified bucket   does not exist"))
     'FileNotFoundError: The specified bucket does not exist'
     """
     text = " ".join(str(error).split())
