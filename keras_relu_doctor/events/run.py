@@ -104,6 +104,7 @@ class _Scalars:
 
 class _Histograms:
     def __init__(self) -> None:
+        self.checked_length = -1  # tensor_content length of the last [k, 3] float64 tensor checked
         self.steps = array("q")
         self.pending: list[np.ndarray] = []
         self.pending_exact: list[tuple[float, ...]] = []
@@ -123,8 +124,18 @@ class _Histograms:
     def add_value(self, step: int, value) -> None:
         tensor = value.tensor
         content = tensor.tensor_content
+        # A tag's histograms keep their bucket count: once a [k, 3] float64 tensor has been
+        # checked, the next of the same byte length and type needs no look at its shape.
+        if len(content) == self.checked_length and tensor.dtype == _DT_DOUBLE:
+            self.steps.append(step)
+            self.pending.append(content)
+            self.pending_exact.append(_EXACT_NONE)
+            if len(self.pending) >= HISTOGRAM_BATCH:
+                self._reduce()
+            return
         dims = tensor.tensor_shape.dim
         if tensor.dtype == _DT_DOUBLE and len(dims) == 2 and dims[1].size == 3 and len(content) == 24 * dims[0].size:
+            self.checked_length = len(content)
             self.steps.append(step)
             self.pending.append(content)
             self.pending_exact.append(_EXACT_NONE)
@@ -175,9 +186,16 @@ class _Units:
     steps: list[int] = field(default_factory=list)
     records: list[bytes] = field(default_factory=list)
     units: int | None = None
+    checked_length: int = -1  # tensor_content length of the last record whose shape was checked
 
     def add_value(self, step: int, value) -> None:
         tensor = value.tensor
+        content = tensor.tensor_content
+        if len(content) == self.checked_length and tensor.dtype == _DT_FLOAT:
+            # One layer's records keep their shape: the same byte length as the last checked one.
+            self.steps.append(step)
+            self.records.append(content)
+            return
         dims = tensor.tensor_shape.dim
         shape = (dims[0].size, dims[1].size) if len(dims) == 2 else tuple(dim.size for dim in dims)
         rows = len(self.metadata.rows)
@@ -187,9 +205,10 @@ class _Units:
             rows = len(self.metadata.rows)
         if len(shape) != 2 or shape[0] != rows or (self.units is not None and shape[1] != self.units):
             raise ValueError(f"per-unit record of shape {shape}, expected ({rows}, {self.units or 'units'})")
-        content = tensor.tensor_content
         if tensor.dtype != _DT_FLOAT or len(content) != 4 * rows * shape[1]:
             content = tensor_to_array(tensor).astype("<f4").tobytes()
+        else:
+            self.checked_length = len(content)
         self.units = shape[1]
         self.steps.append(step)
         self.records.append(content)
