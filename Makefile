@@ -8,9 +8,12 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: demo test install browser clean bench fuzz
 
+# torch goes first, on its own: alone, pip takes the CPU build (2.13.0+cpu, a local wheel here
+# or TORCH_INDEX's); resolved with everything else it took PyPI's CUDA build (4 GB more).
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) 'torch==2.13.0'
 	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[tensorflow-cpu,jax,torch-cpu,test]'
 	touch $@
 
