@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -77,6 +78,9 @@ def test_real_tensorboard_serves_our_histograms_over_http(shared_log_dir):
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(shared_log_dir), "--host", "127.0.0.1",
          "--port", str(port), "--reload_interval", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # TensorBoard runs on TensorFlow whatever backend trained: a Keras it loads on the way must
+        # not load PyTorch after TensorFlow (a CUDA build's triton then crashes the server).
+        env={name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"},
     )
     base = f"http://127.0.0.1:{port}/data/plugin/histograms"
     tag = tags.tag("hidden", tags.ACTIVATIONS)
