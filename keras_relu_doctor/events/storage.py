@@ -74,6 +74,12 @@ class LocalStorage:
     def relpath(self, path: str, root: str) -> str:
         return os.path.relpath(path, root).replace(os.sep, "/")
 
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def remove(self, path: str) -> None:
+        os.remove(path)
+
     def refresh(self, path: str) -> None:
         """Nothing is cached locally."""
 
@@ -131,6 +137,12 @@ class FsspecStorage:
         # "." (a logdir that is itself the run) names no key in an object store.
         kept = [part for part in parts if part and part != "."]
         return "/".join(part.strip("/") if index else part.rstrip("/") for index, part in enumerate(kept))
+
+    def listdir(self, path: str) -> list[str]:
+        return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
+
+    def remove(self, path: str) -> None:
+        self.fs.rm(path)
 
     def refresh(self, path: str) -> None:
         """Forget cached listings: a live logdir changes between polls (s3fs forgets a path's

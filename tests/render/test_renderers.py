@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -90,3 +91,10 @@ def test_tensorboard_text_summary_is_written_into_each_run(report, tmp_path):
     assert events[-1].step == 3
     # Reading the logdir again ignores the text summary.
     assert build_report(report.logdir, dead_threshold=0.1).runs == report.runs
+    # Written again, the report replaces the one before instead of piling up beside it.
+    again = write_tensorboard_text(report)
+    for first, second in zip(written, again):
+        folder = os.path.dirname(second)
+        assert not os.path.exists(first) and [name for name in os.listdir(folder) if name.endswith(".relu-doctor")] == [
+            os.path.basename(second)
+        ]
