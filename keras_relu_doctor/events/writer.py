@@ -16,6 +16,7 @@ a tag's first value), so TensorBoard and :func:`read_logdir` read them alike.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 import socket
@@ -74,6 +75,8 @@ def histogram_buckets(values: np.ndarray, bins: int = 30) -> np.ndarray:
     return np.stack((edges[:-1], edges[1:], counts.astype(np.float64)), axis=-1)
 
 
+_FILE_COUNTER = itertools.count(1)
+
 UNITS_DESCRIPTION = "Per-unit liveness on the probe batch: rows active_fraction, max_abs_output, output_range."
 FACTS_DESCRIPTION = "ReluDoctor's model facts (JSON): layers, activations, initializers, optimizer, loss."
 
@@ -113,7 +116,9 @@ class EventWriter:
     """
 
     def __init__(self, folder: str | os.PathLike, suffix: str = ".v2") -> None:
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{id(self)}{suffix}"
+        # Files of one process in one second sort in the order written (a counter, not an address):
+        # TensorBoard and our reader take a run's files in name order after the timestamp.
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_COUNTER):06d}{suffix}"
         self._remote: tuple[object, str] | None = None
         storage, where = storage_for(folder)
         if is_url(folder):
