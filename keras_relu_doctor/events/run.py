@@ -126,26 +126,20 @@ class _Histograms:
         content = tensor.tensor_content
         # A tag's histograms keep their bucket count: once a [k, 3] float64 tensor has been
         # checked, the next of the same byte length and type needs no look at its shape.
-        if len(content) == self.checked_length and tensor.dtype == _DT_DOUBLE:
-            self.steps.append(step)
-            self.pending.append(content)
-            self.pending_exact.append(_EXACT_NONE)
-            if len(self.pending) >= HISTOGRAM_BATCH:
-                self._reduce()
-            return
-        dims = tensor.tensor_shape.dim
-        if tensor.dtype == _DT_DOUBLE and len(dims) == 2 and dims[1].size == 3 and len(content) == 24 * dims[0].size:
+        if len(content) != self.checked_length or tensor.dtype != _DT_DOUBLE:
+            dims = tensor.tensor_shape.dim
+            if not (tensor.dtype == _DT_DOUBLE and len(dims) == 2 and dims[1].size == 3 and len(content) == 24 * dims[0].size):
+                buckets = tensor_to_array(tensor).astype(np.float64)
+                if buckets.ndim != 2 or buckets.shape[1] != 3:
+                    raise ValueError(f"histogram tensor of shape {buckets.shape}")
+                self.add(step, buckets)
+                return
             self.checked_length = len(content)
-            self.steps.append(step)
-            self.pending.append(content)
-            self.pending_exact.append(_EXACT_NONE)
-            if len(self.pending) >= HISTOGRAM_BATCH:
-                self._reduce()
-            return
-        buckets = tensor_to_array(tensor).astype(np.float64)
-        if buckets.ndim != 2 or buckets.shape[1] != 3:
-            raise ValueError(f"histogram tensor of shape {buckets.shape}")
-        self.add(step, buckets)
+        self.steps.append(step)
+        self.pending.append(content)
+        self.pending_exact.append(_EXACT_NONE)
+        if len(self.pending) >= HISTOGRAM_BATCH:
+            self._reduce()
 
     def _decoded(self) -> np.ndarray:
         if all(isinstance(item, bytes) for item in self.pending) and len({len(item) for item in self.pending}) == 1:
