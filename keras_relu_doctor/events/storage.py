@@ -47,8 +47,6 @@ class FileInfo:
 class LocalStorage:
     """The local file system, through ``os``."""
 
-    sep = os.sep
-
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
@@ -94,15 +92,10 @@ class FsspecStorage:
     same requests, so sizing a file later costs nothing.
     """
 
-    sep = "/"
-
     def __init__(self, fs: Any, protocol: str) -> None:
         self.fs = fs
         self.protocol = protocol
         self._sizes: dict[str, int] = {}
-
-    def _url(self, path: str) -> str:
-        return self.fs.unstrip_protocol(path) if hasattr(self.fs, "unstrip_protocol") else path
 
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
