@@ -28,7 +28,7 @@ import multiprocessing
 import os
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from keras_relu_doctor.events.run import _RunReader, ends_early, read_run
@@ -130,7 +130,6 @@ def _run_size(storage: Storage, folder: str, files: list[str]) -> int:
 @dataclass
 class _Piece:
     file: int
-    start: int
     first: int | None  # the first record boundary found (the range's start for a file's first piece)
     end: int
     truncated_at: int | None
@@ -142,7 +141,6 @@ class _Piece:
     decisions: dict[str, tuple[str, str, bytes]]
     parse_warnings: list[str]
     framing_notes: list[str]
-    unread: list[str] = field(default_factory=list)
 
 
 def _read_piece(task: tuple[Storage, str, str, int, int, int, dict[str, bytes]]) -> _Piece:
@@ -159,7 +157,6 @@ def _read_piece(task: tuple[Storage, str, str, int, int, int, dict[str, bytes]])
     framing = notes[0] if notes else None
     return _Piece(
         file=index,
-        start=start,
         first=start if start == 0 else (framing.first if framing else None),
         end=end,
         truncated_at=truncated_at,
