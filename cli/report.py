@@ -61,7 +61,8 @@ def _fail_on_kinds(value: str | None) -> frozenset[str]:
 @click.option("--write-tensorboard", is_flag=True,
               help="Also write the report into each run as a text summary (TensorBoard's Text tab).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), metavar="N",
-              help="Worker processes that read runs side by side, or a large run in pieces [default: every core].")
+              help="Worker processes that read runs side by side, or a large run in pieces"
+                   " [default: the cores other work leaves idle].")
 @click.option("--watch", is_flag=True,
               help="Follow LOGDIR while training writes it: a line per finding that appears, changes or clears"
                    " (with --fail-on, stop at the first of those kinds). Ctrl-C to stop.")
@@ -116,11 +117,9 @@ def _watch(logdir: str, dead_threshold: float, run_glob: str | None, interval: f
     from keras_relu_doctor.cli.watch import watch
     from keras_relu_doctor.diagnose import Thresholds
     from keras_relu_doctor.errors import BadOption
-    from keras_relu_doctor.events.storage import storage_for
 
     if not interval > 0:
         raise BadOption(f"--interval must be a number of seconds above 0, got {interval:g}")
-    storage_for(logdir)  # an unknown scheme or a missing package is said before the first poll
     return watch(
         logdir,
         run_glob=run_glob,

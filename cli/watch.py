@@ -94,12 +94,11 @@ def watch(
     change lines are printed, each flushed at once. ``polls`` bounds the loop
     (None: until stopped).
     """
+    from keras_relu_doctor.errors import BadOption, one_line
     from keras_relu_doctor.events.live import LiveLogdir
     from keras_relu_doctor.report import report_run
 
-    from keras_relu_doctor.errors import BadOption, one_line
-
-    live = LiveLogdir(logdir, run_glob)
+    live = LiveLogdir(logdir, run_glob)  # an unknown scheme or a missing package is said here, before any line
     try:
         live.check()
     except Exception as error:  # noqa: BLE001 -- the store's own words: no bucket, no credentials, no network

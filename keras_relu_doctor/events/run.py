@@ -135,11 +135,7 @@ class _Histograms:
                 self.add(step, buckets)
                 return
             self.checked_length = len(content)
-        self.steps.append(step)
-        self.pending.append(content)
-        self.pending_exact.append(_EXACT_NONE)
-        if len(self.pending) >= HISTOGRAM_BATCH:
-            self._reduce()
+        self.add(step, content)
 
     def _decoded(self) -> np.ndarray:
         if all(isinstance(item, bytes) for item in self.pending) and len({len(item) for item in self.pending}) == 1:

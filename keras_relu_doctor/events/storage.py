@@ -92,9 +92,8 @@ class FsspecStorage:
     same requests, so sizing a file later costs nothing.
     """
 
-    def __init__(self, fs: Any, protocol: str) -> None:
+    def __init__(self, fs: Any) -> None:
         self.fs = fs
-        self.protocol = protocol
         self._sizes: dict[str, int] = {}
 
     def exists(self, path: str) -> bool:
@@ -181,4 +180,4 @@ def storage_for(path: str | os.PathLike) -> tuple[Storage, str]:
     except ValueError as error:
         # fsspec's "Protocol not known: xyz".
         raise LogdirNotFound(f"cannot read {text!r}: {error}") from None
-    return FsspecStorage(fs, scheme), root
+    return FsspecStorage(fs), root
