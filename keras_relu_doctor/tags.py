@@ -22,7 +22,7 @@ tag                                       kind       what
 ``<layer>/grad_norm``                     scalar     L2 norm of d loss / d trainable weights
 ``<layer>/output_grad_norm``              scalar     L2 norm of d loss / d layer output
 ``<layer>/weight_norm``                   scalar     L2 norm of the trainable weights
-``<layer>/update_ratio``                  scalar     ||w - w_prev|| / ||w|| since last log
+``<layer>/update_ratio``                  scalar     ||w - w_prev|| / ||w|| since last log (sampled)
 ``<layer>/nonfinite_activations``         scalar     samples x units with NaN/Inf output
 ``<layer>/nonfinite_gradients``           scalar     NaN/Inf in its gradients (estimate)
 ``relu_doctor/probe_loss``                scalar     compiled loss on the probe batch

@@ -118,7 +118,10 @@ class ProbeBase:
         return probe_values(layers, paths, loss, self._previous, self.settings, self.layout)
 
     def snapshot(self, read: Callable[[Any], Any]) -> None:
-        """Keep each measured layer's weights (``read(variable)``) as the last measurement's."""
+        """Keep samples of each measured layer's weights (``read(variable)``) as the last measurement's."""
+        from keras_relu_doctor.probe.reductions import numpy_sample, sampled
         from keras_relu_doctor.probe.statistics import weight_snapshot
 
-        self._previous = weight_snapshot({e.path: [read(v) for _, v in e.weights] for e in self._measured})
+        self._previous = weight_snapshot(
+            {e.path: [numpy_sample(sampled(read(v))) for _, v in e.weights] for e in self._measured}
+        )

@@ -103,7 +103,7 @@ def layer_values(
     outputs: list[dict[str, Any]],
     gradients: list[dict[str, Any]] | None,
 ) -> list[LayerValues]:
-    """The reductions (arrays of any backend) as numpy :class:`LayerValues`, with each layer's current weights."""
+    """The reductions (arrays of any backend) as numpy :class:`LayerValues`, with samples of each layer's current weights."""
     values = []
     for index, (entry, output) in enumerate(zip(reached, outputs)):
         gradient = gradients[index] if gradients is not None else None
@@ -112,18 +112,18 @@ def layer_values(
                 path=entry.path,
                 highest=ops.convert_to_numpy(output["highest"]),
                 lowest=ops.convert_to_numpy(output["lowest"]),
-                activations=_numpy_sample(output["activations"]),
-                preactivations=None if output["preactivations"] is None else _numpy_sample(output["preactivations"]),
+                activations=numpy_sample(output["activations"]),
+                preactivations=None if output["preactivations"] is None else numpy_sample(output["preactivations"]),
                 weight_names=[name for name, _ in entry.weights],
-                weights=[ops.convert_to_numpy(variable.value) for _, variable in entry.weights],
-                weight_gradients=None if gradient is None else [_numpy_sample(g) for g in gradient["weights"]],
-                output_gradient=None if gradient is None else _numpy_sample(gradient["output"]),
+                weights=[numpy_sample(sampled(variable.value, squares=True)) for _, variable in entry.weights],
+                weight_gradients=None if gradient is None else [numpy_sample(g) for g in gradient["weights"]],
+                output_gradient=None if gradient is None else numpy_sample(gradient["output"]),
             )
         )
     return values
 
 
-def _numpy_sample(reduced: dict[str, Any]) -> Sampled:
+def numpy_sample(reduced: dict[str, Any]) -> Sampled:
     return Sampled(
         ops.convert_to_numpy(reduced["values"]),
         int(reduced["length"]),

@@ -38,7 +38,7 @@ class LayerValues:
     """What one reached layer's reductions hold, as numpy arrays.
 
     ``weight_gradients`` and ``output_gradient`` are None without a loss;
-    ``weights`` are the current values of the layer's trainable weights.
+    ``weights`` are samples of the layer's trainable weights as they are now.
     """
 
     path: str
@@ -47,7 +47,7 @@ class LayerValues:
     activations: Sampled
     preactivations: Sampled | None
     weight_names: list[str]
-    weights: list[np.ndarray]
+    weights: list[Sampled]
     weight_gradients: list[Sampled] | None = None
     output_gradient: Sampled | None = None
 
@@ -154,8 +154,10 @@ def _norm(half_squares: list[float], estimates: list[dict] | None) -> tuple[floa
     return float(np.sqrt(estimate)), bool(np.isnan(exact))
 
 
-def _half_squares(arrays: list[np.ndarray]) -> list[float]:
-    return [0.5 * float(np.sum(np.square(np.asarray(a, np.float32), dtype=np.float64))) for a in arrays]
+def _change_half_squares(now: Sampled, then: np.ndarray) -> float:
+    """Half the sum of squares of a weight's change, estimated from its sample and scaled to its size (as the TensorFlow probe)."""
+    change = np.asarray(now.values, np.float32) - then
+    return 0.5 * float(np.sum(np.square(change), dtype=np.float32) * np.float32(now.length / max(change.size, 1)))
 
 
 def probe_values(
@@ -211,14 +213,13 @@ def probe_values(
             nonfinite_gradients[layer.path] = max(counted, 1.0 if missed else 0.0)
         if not layer.weights:
             continue
-        weight_norm, _ = _norm(_half_squares(layer.weights), None)
+        weight_norm, _ = _norm([weight.half_squares for weight in layer.weights], None)
         norms.append((tags.tag(layer.path, tags.WEIGHT_NORM), weight_norm))
         before = previous.get(layer.path)
         if before:
-            changes = [np.asarray(now, np.float32) - np.asarray(then, np.float32) for now, then in zip(layer.weights, before)]
-            change_norm, _ = _norm(_half_squares(changes), None)
+            change_norm, _ = _norm([_change_half_squares(now, then) for now, then in zip(layer.weights, before)], None)
             ratios.append((tags.tag(layer.path, tags.UPDATE_RATIO), change_norm / (weight_norm + 1e-12)))
-            previous[layer.path] = [np.array(weight, np.float32) for weight in layer.weights]
+            previous[layer.path] = [np.array(weight.values, np.float32) for weight in layer.weights]
     for tag, value in [*norms, *ratios]:
         written.scalar(tag, value)
     for layer, share in zip(layers, zero_shares):
@@ -241,6 +242,6 @@ def probe_values(
     }
 
 
-def weight_snapshot(layers: dict[str, list[Any]]) -> dict[str, list[np.ndarray]]:
-    """Our own float32 copies of each layer's weights (``{path: [values]}``), for the update ratio."""
-    return {path: [np.array(value, np.float32) for value in values] for path, values in layers.items() if values}
+def weight_snapshot(layers: dict[str, list[Sampled]]) -> dict[str, list[np.ndarray]]:
+    """Each layer's weight samples (``{path: [Sampled]}``) as float32 arrays: the last measurement's, for the update ratio."""
+    return {path: [np.array(weight.values, np.float32) for weight in weights] for path, weights in layers.items() if weights}

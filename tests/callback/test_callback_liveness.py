@@ -168,6 +168,31 @@ def test_gradients_on_every_probe_sample_when_asked(keras_mod, regression_data, 
     np.testing.assert_allclose(logged, expected_norm, rtol=1e-5)
 
 
+def test_update_ratio_is_the_weights_relative_change_and_estimated_on_large_weights(
+    keras_mod, regression_data, tmp_path, read_events
+):
+    keras = keras_mod
+    keras.utils.set_random_seed(3)
+    x, y = regression_data
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(128, activation="relu", name="small"),  # 640 values: kept whole
+         keras.layers.Dense(128, activation="relu", name="large"),  # 16,512 values: a sample of 8,192
+         keras.layers.Dense(1, name="head")]
+    )  # fmt: skip
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    before = {name: [np.array(v) for v in model.get_layer(name).get_weights()] for name in ("small", "large")}
+    _fit(keras, model, x, y, tmp_path, epochs=1, on_dead="ignore")
+    events = read_events(str(tmp_path))
+    for name, rtol in (("small", 1e-4), ("large", 0.05)):
+        after = model.get_layer(name).get_weights()
+        change = np.sqrt(sum(np.sum((a - b).astype(np.float64) ** 2) for a, b in zip(after, before[name])))
+        expected = change / np.sqrt(sum(np.sum(a.astype(np.float64) ** 2) for a in after))
+        assert events.steps(tags.tag(name, tags.UPDATE_RATIO)) == [1]
+        np.testing.assert_allclose(float(events.last(tags.tag(name, tags.UPDATE_RATIO))), expected, rtol=rtol)
+        weight_norm = np.sqrt(sum(np.sum(a.astype(np.float64) ** 2) for a in after))
+        np.testing.assert_allclose(float(events.last(tags.tag(name, tags.WEIGHT_NORM))), weight_norm, rtol=1e-5)
+
+
 def test_update_freq_in_batches_logs_at_global_batch_steps(keras_mod, regression_data, tmp_path, read_events):
     keras = keras_mod
     x, y = regression_data  # 256 samples / 32 = 8 batches per epoch
