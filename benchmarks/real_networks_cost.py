@@ -134,7 +134,6 @@ def _parts(model, callback, hooks: dict[str, list[float]]) -> dict:
     x_t, y_t, _ = callback._probe_batch
     x = x_t.numpy()
     reference(x_t, y_t)  # trace and first run
-    reference_s = _median(lambda: [tf.convert_to_tensor(g).numpy() for g in reference(x_t, y_t)], 5)
 
     # Keras' own set-up: a fresh copy of the model, its train function traced and run once.
     fresh = keras.models.clone_model(model)
@@ -145,7 +144,11 @@ def _parts(model, callback, hooks: dict[str, list[float]]) -> dict:
 
     callback.set_model(model)
     callback.on_train_begin()  # a fresh probe on the trained model (set-up timed in training)
-    log_s = _median(callback._measure, 5)  # as the callback runs it (without grappler)
+    # The reference and a log (as the callback runs it) in turns: this machine's speed
+    # changes by half from minute to minute, and a ratio of two medians taken apart carries it.
+    reference_s, log_s = _interleaved(
+        [lambda: [tf.convert_to_tensor(g).numpy() for g in reference(x_t, y_t)], callback._measure], 9
+    )
     result = callback._measure()
     with tempfile.TemporaryDirectory() as folder, EventWriter(folder) as writer:
         write_s = _median(lambda: probe_lib.write_probe(writer, callback._layout, result, 1), 5)
@@ -200,13 +203,19 @@ def _median_run(found: list[dict]) -> dict:
     return sorted(found, key=lambda run: run["seconds"])[len(found) // 2]
 
 
-def _median(function, repeats: int) -> float:
-    samples = []
+def _interleaved(functions: list, repeats: int) -> list[float]:
+    """Each function's median time, the functions run in turns ``repeats`` times."""
+    samples: list[list[float]] = [[] for _ in functions]
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for function, times in zip(functions, samples):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+    return [statistics.median(times) for times in samples]
+
+
+def _median(function, repeats: int) -> float:
+    return _interleaved([function], repeats)[0]
 
 
 def main() -> None:

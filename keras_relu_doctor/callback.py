@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import sys
 import time
@@ -281,9 +280,7 @@ class ReluDoctor(keras.callbacks.Callback):
         )
         # The last fit's probe goes first: TensorFlow frees its instantiated
         # graph (on MobileNetV2 about 200 MB) only when no one holds it.
-        if self._probe is not None:
-            self._probe = None
-            gc.collect()
+        self._release_probe()
         self._probe = probe_lib.build_probe(keras.backend.backend(), self.model, self._entries, loss_fn, settings)
         self._layout = self._probe.layout
         self._probe_batch = (x, y, sample_weight)
@@ -397,9 +394,12 @@ class ReluDoctor(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._release_probe()
+
+    def _release_probe(self) -> None:
         if self._probe is not None:
+            self._probe.release()
             self._probe = None
-            gc.collect()
 
     def _log(self, step: int, where: str, facts: dict[str, Any] | None = None) -> None:
         from keras_relu_doctor import probe as probe_lib

@@ -102,6 +102,9 @@ class ProbeBase:
         self._reached: list[LayerEntry] = []
         self._previous: dict[str, list[Any]] = {}  # weights at the last measurement (update ratios)
 
+    def release(self) -> None:
+        """Nothing to do: what the probe holds is freed with it (the TensorFlow probe does more)."""
+
     def gradient_batch(self, batch: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
         """The samples the gradients are taken on: ``batch`` itself when it holds no more than asked."""
         limit = self.settings.gradient_samples

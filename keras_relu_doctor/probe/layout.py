@@ -94,6 +94,10 @@ class Probe(Protocol):
 
     def __call__(self, x: Any, y: Any, sample_weight: Any) -> dict[str, Any]: ...
 
+    def release(self) -> None:
+        """Free what the compiled measurement holds, now that it is no longer called."""
+        ...
+
 
 def new_layout(entries: list[LayerEntry], settings: ProbeSettings, *, gradients: bool) -> ProbeLayout:
     """An empty layout with each measured layer's per-unit record metadata."""

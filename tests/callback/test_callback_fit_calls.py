@@ -174,6 +174,35 @@ def test_custom_train_step_with_a_loss_given_to_the_callback(keras_mod, regressi
     assert float(events.last(tags.PROBE_LOSS)) > 0.0
 
 
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("threshold, collected", [(0, True), (10**9, False)])
+def test_a_large_probe_graph_is_collected_when_training_ends(
+    keras_mod, regression_data, tmp_path, monkeypatch, threshold, collected
+):
+    import gc
+    import weakref
+
+    from keras_relu_doctor import ReluDoctor
+    from keras_relu_doctor.probe import tf_probe
+
+    keras = keras_mod
+    x, y = regression_data
+    monkeypatch.setattr(tf_probe, "COLLECT_ABOVE_OPERATIONS", threshold)
+    graphs = []
+
+    class Watched(ReluDoctor):
+        def on_train_end(self, logs=None):
+            graphs.append(weakref.ref(self._probe.function.get_concrete_function(*self._probe_batch).graph))
+            super().on_train_end(logs)
+
+    gc.disable()  # only the probe's own collection may free the graph's reference cycle
+    try:
+        _relu_model(keras).fit(x, y, epochs=1, verbose=0, callbacks=[Watched(str(tmp_path), probe_data=(x, y))])
+        assert (graphs[0]() is None) == collected
+    finally:
+        gc.enable()
+
+
 def test_model_without_a_loss_logs_liveness_and_no_gradients(keras_mod, regression_data, tmp_path, read_events):
     from keras_relu_doctor import ReluDoctor
 
