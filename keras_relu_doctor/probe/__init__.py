@@ -46,7 +46,7 @@ SUPPORTED_BACKENDS = tuple(PROBES)
 # TensorFlow-only helpers, imported on first use.
 _TENSORFLOW_ONLY = (
     "build_probe_function", "histogram_tensors", "snapshot_weights", "to_numpy", "unit_liveness",
-    "default_replica_context", "writes_summaries",
+    "without_graph_rewrites", "default_replica_context", "writes_summaries",
 )
 
 
