@@ -87,31 +87,38 @@ def _run_config(name: str, config: str, images: int, epochs: int, probe_size: in
     batch = 256 if name == "mlp" else 32
     model = _model(name)
     log_dir = tempfile.mkdtemp()
-    hooks: dict[str, list[float]] = {"on_train_begin": [], "on_epoch_end": []}
-
-    class Timed(ReluDoctor):
-        def on_train_begin(self, logs=None):
-            start = time.perf_counter()
-            super().on_train_begin(logs)
-            hooks["on_train_begin"].append(time.perf_counter() - start)
-
-        def on_epoch_end(self, epoch, logs=None):
-            start = time.perf_counter()
-            super().on_epoch_end(epoch, logs)
-            hooks["on_epoch_end"].append(time.perf_counter() - start)
-
+    hooks: dict[str, list[float]] = {}
     callbacks = {
         "plain": [],
-        "keras_tb": [keras.callbacks.TensorBoard(log_dir, histogram_freq=1)],
-        "relu_doctor": [Timed(log_dir, probe_data=(x[:512], y[:512]), probe_size=probe_size or None,
-                              on_dead="ignore")],  # fmt: skip
+        "keras_tb": [_timed(keras.callbacks.TensorBoard, hooks)(log_dir, histogram_freq=1)],
+        "relu_doctor": [_timed(ReluDoctor, hooks)(log_dir, probe_data=(x[:512], y[:512]),
+                                                 probe_size=probe_size or None, on_dead="ignore")],  # fmt: skip
     }[config]
     start = time.perf_counter()
     model.fit(x, y, epochs=epochs, batch_size=batch, verbose=0, callbacks=callbacks)
-    result = {"seconds": time.perf_counter() - start, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result = {"seconds": time.perf_counter() - start, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "hooks_s": sum(sum(times) for times in hooks.values())}  # fmt: skip
     if config == "relu_doctor":
         result.update(_parts(model, callbacks[0], hooks))
     return result
+
+
+def _timed(cls: type, spent: dict[str, list[float]]) -> type:
+    """``cls`` with the wall time of each hook it defines (beside ``keras.callbacks.Callback``'s no-ops) in ``spent``."""
+    import keras
+
+    def wrap(name: str):
+        def hook(self, *args, **kwargs):
+            start = time.perf_counter()
+            getattr(super(timed, self), name)(*args, **kwargs)
+            spent.setdefault(name, []).append(time.perf_counter() - start)
+
+        return hook
+
+    names = [name for name in dir(keras.callbacks.Callback) if name.startswith("on_")]
+    own = {name: wrap(name) for name in names if getattr(cls, name) is not getattr(keras.callbacks.Callback, name)}
+    timed = type(f"Timed{cls.__name__}", (cls,), own)
+    return timed
 
 
 def _parts(model, callback, hooks: dict[str, list[float]]) -> dict:
@@ -252,9 +259,10 @@ def main() -> None:
             print(f"{config:<14}{r['seconds']:>9.2f}{r['seconds'] / anchor['seconds']:>9.3f}"
                   f"{r['peak_mb']:>10.0f}{r['peak_mb'] / anchor['peak_mb']:>9.3f}")  # fmt: skip
         parts = results["relu_doctor"]
-        inside = parts["setup_s"] + sum(parts["log_s"])
-        print(f"time inside ReluDoctor's hooks {inside:.2f} s: plain fit + that = {1 + inside / anchor['seconds']:.3f}x plain"
-              " (less noisy than two fits' difference)")  # fmt: skip
+        for config, who in (("relu_doctor", "ReluDoctor's"), ("keras_tb", "Keras TensorBoard's")):
+            inside = results[config]["hooks_s"]
+            print(f"time inside {who} hooks {inside:.2f} s: plain fit + that = {1 + inside / anchor['seconds']:.3f}x plain"
+                  " (less noisy than two fits' difference)")  # fmt: skip
         print(f"ReluDoctor, {parts['layers']} layers measured, {parts['values_per_log'] / 1e6:.1f} M output values per log")
         print(f"  set-up (trace, baseline log) {parts['setup_s']:8.2f} s   x Keras' own set-up ({parts['keras_setup_s']:.2f} s): "
               f"{parts['setup_s'] / parts['keras_setup_s']:.2f}")  # fmt: skip
