@@ -16,6 +16,7 @@ files do not say which backend wrote them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,13 +29,39 @@ from keras_relu_doctor.probe.recording import Record, Trace
 from keras_relu_doctor.tags import REASON_NOT_FLOAT, REASON_NOT_REACHED
 
 DEFAULT_BUCKETS = tags.DEFAULT_BUCKETS
-# Values bucketed per histogram at most, evenly spread over the tensor (totals
+# Values bucketed per histogram at most, drawn over the whole tensor (totals
 # count them all; an activation's edges are its exact range): a share of the
 # histogram estimated from 2**13 values has a standard error of at most 0.55
 # points (within 2 points of the whole tensor's; a test checks), while a conv
 # layer's output on a probe of a few hundred images holds millions. Bucketing
 # was most of a log on CNNs, so the sample is as small as that allows.
 HISTOGRAM_SAMPLE = 2**13
+
+
+def sample_positions(length: int, sample_size: int = HISTOGRAM_SAMPLE) -> np.ndarray | None:
+    """The sorted indices of the sample of a tensor of ``length`` values; None when it is kept whole.
+
+    Drawn at random without replacement, seeded with ``length``: the same for
+    every tensor of that size, on every backend. An evenly strided sample would
+    line up with the tensor's unit axis whenever the stride shares a factor
+    with it (every 2.5th value of a 2048x10 kernel falls in 4 of its 10
+    columns), and miss the other units altogether; a random one sees every
+    unit in proportion.
+
+    >>> sample_positions(10, 4).tolist(), sample_positions(4, 4)
+    ([2, 5, 7, 9], None)
+    """
+    if length <= sample_size:
+        return None
+    return _random_positions(length, sample_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _random_positions(length: int, sample_size: int) -> np.ndarray:
+    chosen = np.sort(np.random.default_rng(length).choice(length, sample_size, replace=False))
+    chosen = chosen.astype(np.int32 if length < 2**31 else np.int64)
+    chosen.flags.writeable = False  # shared by every caller
+    return chosen
 # Probe modes: the network the optimizer trains (normalisation on batch
 # statistics, Dropout off), or the deployed one (``model(x, training=False)``).
 MODE_TRAINING = tags.PROBE_TRAINING

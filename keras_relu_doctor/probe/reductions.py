@@ -1,8 +1,8 @@
 """Shrink a layer's tensors to what the statistics need, in ``keras.ops`` (JAX and PyTorch probes).
 
 A layer's output becomes each sample's largest and smallest value per unit
-(``[samples, units]``, the only two passes over it); any tensor becomes an
-evenly strided sample of at most :data:`HISTOGRAM_SAMPLE` values, its length,
+(``[samples, units]``, the only two passes over it); any tensor becomes a
+sample of at most ``HISTOGRAM_SAMPLE`` values (:func:`.layout.sample_positions`), its length,
 and (for norms) half its sum of squares. They run inside the backend's
 compiled function (``jax.jit``) or eagerly (PyTorch); :mod:`.statistics`
 takes it from there in numpy. The sample positions are those of the
@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from keras_relu_doctor.probe.layers import LayerEntry
-from keras_relu_doctor.probe.layout import HISTOGRAM_SAMPLE
+from keras_relu_doctor.probe.layout import sample_positions
 from keras_relu_doctor.probe.recording import Trace
 from keras_relu_doctor.probe.statistics import LayerValues, Sampled
 
@@ -44,13 +44,6 @@ def extremes(output: Any, layer: Any) -> tuple[Any, Any]:
     """Each sample's largest and smallest output per unit, ``[samples, units]`` each (NaN propagates)."""
     by_unit = units_last(output, layer)
     return ops.max(by_unit, axis=1), ops.min(by_unit, axis=1)
-
-
-def sample_positions(length: int, sample_size: int = HISTOGRAM_SAMPLE) -> np.ndarray | None:
-    """Indices of the evenly spread sample of a tensor of ``length`` values; None when it is kept whole."""
-    if length <= sample_size:
-        return None
-    return (np.arange(sample_size, dtype=np.float64) * (length / sample_size)).astype(np.int32)
 
 
 def sampled(tensor: Any, *, squares: bool = False) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 The same quantities, tags, order and edge rules as the TensorFlow probe's
 in-graph statistics (:mod:`.tf_probe`): per-unit liveness from each sample's
 extremes, histograms as ``tensorboard.plugins.histogram.summary_v2`` buckets
-them (NaN/Inf left out, a large tensor bucketed on its strided sample with
+them (NaN/Inf left out, a large tensor bucketed on its sample with
 counts scaled to its size, an activation's edges its exact range), norms,
 update ratios and NaN/Inf counts. A test runs both on one model and compares.
 

@@ -45,6 +45,7 @@ from keras_relu_doctor.probe.layout import (
     ProbeSettings,
     fill_layout,
     new_layout,
+    sample_positions,
 )
 from keras_relu_doctor.probe.recording import Record, Trace, recording
 
@@ -127,10 +128,12 @@ def unit_liveness(output: tf.Tensor, layer: keras.layers.Layer, tolerance: float
 
 
 def _sampled(flat: tf.Tensor, sample_size: int, positions: dict[Any, tf.Tensor] | None = None) -> tf.Tensor:
-    """Every value of a tensor of at most ``sample_size``; of a larger one, exactly ``sample_size`` evenly spread.
+    """Every value of a tensor of at most ``sample_size``; of a larger one, exactly ``sample_size`` of them.
 
-    ``positions`` caches, within one trace, the indices per static length
-    (and the gather axis): hundreds of tensors then add one op each.
+    The values at :func:`~keras_relu_doctor.probe.layout.sample_positions`, as
+    every backend takes them (a tensor whose length is known only when it runs
+    takes evenly strided ones). ``positions`` caches, within one trace, the
+    indices per length (and the gather axis): hundreds of tensors then add one op each.
     """
     length = flat.shape[0]
     if length is not None and length <= sample_size:
@@ -140,11 +143,11 @@ def _sampled(flat: tf.Tensor, sample_size: int, positions: dict[Any, tf.Tensor] 
         stride = tf.maximum(1, -(-total // sample_size))
         return tf.strided_slice(flat, [0], [total], [stride])
     positions = {} if positions is None else positions
-    if length not in positions:
-        positions[length] = tf.cast(tf.range(sample_size, dtype=tf.float64) * (length / sample_size), tf.int32)
+    if (length, sample_size) not in positions:
+        positions[length, sample_size] = tf.constant(sample_positions(length, sample_size))
     if "axis" not in positions:
         positions["axis"] = tf.constant(0)
-    return tf.gather(flat, positions[length], axis=positions["axis"])
+    return tf.gather(flat, positions[length, sample_size], axis=positions["axis"])
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def histogram_tensors(
     (empty input: all zeros; one distinct value: zero-width buckets with the
     count in the last; edges ``linspace(min, max)``; float64 bucketing), with
     NaN/Inf left out; exact for tensors of at most ``sample_size`` values. A
-    larger tensor is bucketed on an evenly strided sample of that size: its
+    larger tensor is bucketed on a sample of that size (:func:`sample_positions`): its
     edges span the sample (or ``ranges[i]``, an exact ``(low, high)`` known
     elsewhere; NaN where not) and its counts are scaled to the tensor's size,
     so a bucket's share is an estimate (a test compares it with the whole).
@@ -590,8 +593,8 @@ def _measure_weights(
 def _measure_updates(collected: _Collected, snapshot: WeightSnapshot | None) -> None:
     """Every layer's update ratio, from its weights' samples against the last measurement's, in a few operations.
 
-    The change's sum of squares is estimated from each weight's evenly strided
-    sample, scaled to the weight's size (exact for weights of at most
+    The change's sum of squares is estimated from each weight's histogram
+    sample (:func:`~keras_relu_doctor.probe.layout.sample_positions`), scaled to the weight's size (exact for weights of at most
     :data:`HISTOGRAM_SAMPLE` values); the weight norm it is divided by is exact.
     The samples then replace the snapshot's.
     """
@@ -755,7 +758,7 @@ def without_graph_rewrites() -> Iterator[None]:
 class WeightSnapshot:
     """The measured layers' weights at the last measurement, for ``update_ratio``: their samples, end to end.
 
-    Each weight is kept as its evenly strided histogram sample (at most
+    Each weight is kept as its histogram sample (at most
     :data:`HISTOGRAM_SAMPLE` values), so the snapshot stays small whatever the
     model's size (ResNet50: 5 MB, where whole copies took 94 MB). ``values`` is
     a plain ``tf.Variable`` held by the callback: the model never sees it.

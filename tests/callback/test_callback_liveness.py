@@ -193,6 +193,25 @@ def test_update_ratio_is_the_weights_relative_change_and_estimated_on_large_weig
         np.testing.assert_allclose(float(events.last(tags.tag(name, tags.WEIGHT_NORM))), weight_norm, rtol=1e-5)
 
 
+def test_update_ratio_sees_every_unit_of_a_large_weight(keras_mod, tmp_path, read_events):
+    # Only the third of three output columns learns; every third value of the kernel changes.
+    # A sample strided every 1.5 values would fall in columns 0 and 1 only, and read 0.
+    keras = keras_mod
+    keras.utils.set_random_seed(4)
+    x = np.random.default_rng(4).normal(size=(256, 4096)).astype("float32")
+    y = np.zeros((256, 3), "float32")
+    y[:, 2] = x[:, :8].sum(axis=1)
+    model = keras.Sequential([keras.Input((4096,)), keras.layers.Dense(3, use_bias=False, name="head")])
+    model.compile(keras.optimizers.SGD(1e-3), lambda y_true, y_pred: keras.ops.mean((y_true[:, 2] - y_pred[:, 2]) ** 2))
+    before = model.get_layer("head").get_weights()[0].copy()
+    _fit(keras, model, x, y, tmp_path, epochs=1, on_dead="ignore")
+    after = model.get_layer("head").get_weights()[0]
+    assert np.array_equal(after[:, :2], before[:, :2]) and not np.array_equal(after[:, 2], before[:, 2])
+    expected = np.linalg.norm((after - before).astype(np.float64)) / np.linalg.norm(after.astype(np.float64))
+    logged = float(read_events(str(tmp_path)).last(tags.tag("head", tags.UPDATE_RATIO)))
+    np.testing.assert_allclose(logged, expected, rtol=0.1)
+
+
 def test_update_freq_in_batches_logs_at_global_batch_steps(keras_mod, regression_data, tmp_path, read_events):
     keras = keras_mod
     x, y = regression_data  # 256 samples / 32 = 8 batches per epoch
