@@ -219,7 +219,7 @@ def probe_values(
         if before:
             change_norm, _ = _norm([_change_half_squares(now, then) for now, then in zip(layer.weights, before)], None)
             ratios.append((tags.tag(layer.path, tags.UPDATE_RATIO), change_norm / (weight_norm + 1e-12)))
-            previous[layer.path] = [np.array(weight.values, np.float32) for weight in layer.weights]
+            previous.update(weight_snapshot({layer.path: layer.weights}))
     for tag, value in [*norms, *ratios]:
         written.scalar(tag, value)
     for layer, share in zip(layers, zero_shares):
